@@ -1,0 +1,100 @@
+import { ConfigError, createDeps, createServices, loadConfig, type Plan, startMitte } from "@mitte/server";
+import { Command, InvalidArgumentError, Option } from "commander";
+
+const program = new Command()
+  .name("mitte")
+  .description("Mitte webhook gateway")
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+function config() {
+  return loadConfig(process.env);
+}
+
+/** Opens the configured database with the same services the server uses, for one admin command. */
+async function withServices<T>(run: (services: ReturnType<typeof createServices>) => Promise<T>): Promise<T> {
+  const deps = await createDeps({ ...config(), log: { level: "warn" } });
+  try {
+    return await run(createServices(deps));
+  } finally {
+    await deps.outbound.close();
+    await deps.storage.close();
+  }
+}
+
+const planOption = () =>
+  new Option("--plan <plan>", "free or pro").choices(["free", "pro"]).default("free") as Option & { defaultValue: Plan };
+
+function email(value: string): string {
+  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value)) throw new InvalidArgumentError("not an email address");
+  return value;
+}
+
+program
+  .command("start")
+  .description("start the API, ingestion and delivery worker in this process")
+  .action(async () => {
+    const mitte = await startMitte(config());
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      mitte.deps.logger.info({ signal }, "shutting down");
+      mitte.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          mitte.deps.logger.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+
+const user = program.command("user").description("manage users");
+
+user
+  .command("create")
+  .description("create a user and print its first API key (shown once)")
+  .requiredOption("--email <email>", "the user's email", email)
+  .option("--name <name>", "display name")
+  .addOption(planOption())
+  .option("--json", "print JSON")
+  .action(async (options: { email: string; name?: string; plan: Plan; json?: boolean }) => {
+    const result = await withServices((services) =>
+      services.users.createUser({ email: options.email, plan: options.plan, ...(options.name ? { name: options.name } : {}) }),
+    );
+    if (result.outcome === "email_taken") {
+      console.error(options.json ? JSON.stringify({ error: { code: "conflict", message: "email already registered" } }) : "A user with this email already exists.");
+      process.exitCode = 1;
+      return;
+    }
+    if (options.json) {
+      console.log(JSON.stringify({ userId: result.user.id, apiKey: result.apiKey }));
+    } else {
+      console.log(`Created user ${result.user.email} (${result.user.id}) on the ${result.user.plan} plan.`);
+      console.log(`API key (shown once): ${result.apiKey}`);
+    }
+  });
+
+user
+  .command("set-plan")
+  .description("change a user's plan")
+  .requiredOption("--email <email>", "the user's email", email)
+  .addOption(planOption().makeOptionMandatory())
+  .action(async (options: { email: string; plan: Plan }) => {
+    const updated = await withServices((services) => services.users.setPlan(options.email, options.plan));
+    if (!updated) {
+      console.error("No user with this email.");
+      process.exitCode = 1;
+      return;
+    }
+    console.log(`${options.email} is now on the ${options.plan} plan.`);
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof ConfigError) console.error(error.message);
+  else console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,98 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
+import { sql } from "kysely";
+import type { Deps } from "./deps.js";
+import { AppError, type ErrorCode, errorBody, errorStatus } from "./errors.js";
+import { apiKeyRoutes } from "./modules/api-keys/api-key.routes.js";
+import { requireUser } from "./modules/auth/authenticate.js";
+import { endpointRoutes } from "./modules/endpoints/endpoint.routes.js";
+import { ingestRoutes } from "./modules/ingest/ingest.routes.js";
+import { logRoutes } from "./modules/logs/log.routes.js";
+import type { Services } from "./services.js";
+
+/** Body limit of the JSON management API (webhook bodies have their own, larger limit). */
+const API_BODY_LIMIT_BYTES = 1024 * 1024;
+
+interface ZodLikeError {
+  name: "ZodError";
+  issues: { path: PropertyKey[]; message: string }[];
+}
+
+function isZodError(error: unknown): error is ZodLikeError {
+  return error instanceof Error && error.name === "ZodError" && Array.isArray((error as Partial<ZodLikeError>).issues);
+}
+
+/** Maps any thrown error to the one JSON error shape; unexpected errors are logged, never shown. */
+function toErrorResponse(error: unknown): { status: number; code: ErrorCode; message: string; details?: unknown } {
+  if (error instanceof AppError) return { status: error.status, code: error.code, message: error.message, details: error.details };
+  if (isZodError(error)) {
+    const details = error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+    const first = details[0];
+    return { status: 400, code: "validation_failed", message: first ? `${first.path || "body"}: ${first.message}` : "invalid input", details };
+  }
+  const fastifyError = error as Partial<FastifyError>;
+  switch (fastifyError.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return { status: 413, code: "payload_too_large", message: "The request body is larger than the limit." };
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return { status: 415, code: "unsupported_media_type", message: "Send JSON with Content-Type: application/json." };
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return { status: 400, code: "invalid_json", message: "The request body is not valid JSON." };
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return { status: 400, code: "bad_request", message: "Content-Length does not match the body." };
+  }
+  if (error instanceof SyntaxError && fastifyError.statusCode === 400) {
+    return { status: 400, code: "invalid_json", message: "The request body is not valid JSON." };
+  }
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return { status, code: status === 413 ? "payload_too_large" : "bad_request", message: fastifyError.message ?? "bad request" };
+  }
+  return { status: 500, code: "internal_error", message: "Something went wrong on our side; nothing you sent was lost." };
+}
+
+export async function buildApp(deps: Deps, services: Services): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Per-request access logs would cost more than ingestion itself; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: deps.config.http.trustProxy,
+    bodyLimit: API_BODY_LIMIT_BYTES,
+    return503OnClosing: true,
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const response = toErrorResponse(error);
+    if (response.status >= 500) request.log.error({ err: error, url: request.url }, "request failed");
+    if (response.status === 503) reply.header("retry-after", 5);
+    reply.code(response.status).send(errorBody(response.code, response.message, response.details));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(errorStatus.not_found).send(errorBody("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`));
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_request, reply) => {
+    try {
+      await sql`select 1`.execute(deps.storage.db);
+      return { status: "ready" };
+    } catch {
+      return reply.code(503).send(errorBody("service_unavailable", "The database is not reachable."));
+    }
+  });
+
+  await app.register(ingestRoutes, { ingest: services.ingest, maxPayloadBytes: deps.config.ingest.maxPayloadBytes });
+
+  // Everything registered in this scope requires an API key (and, later, a session).
+  await app.register(async (api) => {
+    api.addHook("onRoute", (route) => {
+      route.config = { ...(route.config as object), authenticated: true };
+    });
+    api.addHook("onRequest", requireUser(services.apiKeys));
+    await api.register(endpointRoutes, { endpoints: services.endpoints, directory: services.directory, ingest: services.ingest });
+    await api.register(logRoutes, { logs: services.logs });
+    await api.register(apiKeyRoutes, { apiKeys: services.apiKeys });
+  });
+
+  return app;
+}

@@ -1,0 +1,129 @@
+import { z } from "zod";
+
+/**
+ * All configuration, parsed once at start-up from the environment. Feature code receives the parsed
+ * object and never reads `process.env`. Every default is documented beside its field; units are in names.
+ */
+const boolFromEnv = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((value) => value === "true" || value === "1" || value === "yes");
+
+const intFromEnv = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const envSchema = z.object({
+  // http
+  PORT: intFromEnv(0, 65_535).default(3000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  /** Base URL shown in ingest URLs; defaults to http://localhost:PORT. */
+  MITTE_PUBLIC_URL: z.url().optional(),
+  /** Trust X-Forwarded-For for the client IP (rate limiting) only behind a proxy you control. */
+  MITTE_TRUST_PROXY: boolFromEnv.default(false),
+  /** Largest accepted webhook body; larger gets 413 and nothing is stored. Default 10 MiB. */
+  MITTE_MAX_PAYLOAD_BYTES: intFromEnv(1, 100 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** Per-slug sliding-window limit per 60 s; 0 turns it off. */
+  MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: intFromEnv(0).default(100),
+  /** Per-client-IP sliding-window limit per 60 s; 0 turns it off. */
+  MITTE_RATE_LIMIT_IP_PER_MIN: intFromEnv(0).default(200),
+  /** How long a client or endpoint stays blocked after exceeding a limit. Default 120 s. */
+  MITTE_RATE_LIMIT_BLOCK_MS: intFromEnv(0).default(120_000),
+
+  // storage
+  MITTE_DATA_DIR: z.string().min(1).default("./data"),
+  DATABASE_URL: z.string().optional(),
+  /**
+   * SQLite `synchronous` mode. NORMAL (default) with WAL survives process crashes (kill -9) with no loss;
+   * FULL also survives power loss at the cost of an fsync per commit group.
+   */
+  MITTE_SQLITE_SYNCHRONOUS: z.enum(["NORMAL", "FULL"]).default("NORMAL"),
+
+  // queue
+  REDIS_URL: z.string().optional(),
+
+  // delivery
+  /** Whole-request timeout for one delivery attempt. Default 30 s. */
+  MITTE_DELIVERY_TIMEOUT_MS: intFromEnv(100, 300_000).default(30_000),
+  /** Deliveries in flight per worker process. */
+  MITTE_DELIVERY_CONCURRENCY: intFromEnv(1, 10_000).default(128),
+  /** Deliveries in flight per endpoint, so one slow target cannot take every slot. */
+  MITTE_ENDPOINT_CONCURRENCY: intFromEnv(1, 10_000).default(16),
+  /** Response bodies are stored up to this size and marked truncated beyond. Default 64 KiB. */
+  MITTE_MAX_RESPONSE_BYTES: intFromEnv(0, 10 * 1024 * 1024).default(64 * 1024),
+  /** Comma-separated CIDRs the SSRF guard admits (e.g. 127.0.0.1/32 for a local target). Empty by default. */
+  MITTE_ALLOW_PRIVATE_TARGETS: z.string().default(""),
+  /** Run the delivery worker in this process (embedded mode); `false` only ingests. */
+  MITTE_DELIVERY_ENABLED: boolFromEnv.default(true),
+
+  // security
+  /** 32-byte key (hex or base64) for secrets at rest; embedded mode generates one in the data dir. */
+  MITTE_SECRET_KEY: z.string().optional(),
+
+  // logging
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  http: {
+    port: number;
+    host: string;
+    publicUrl: string | undefined;
+    trustProxy: boolean;
+  };
+  ingest: {
+    maxPayloadBytes: number;
+    rateLimitEndpointPerMin: number;
+    rateLimitIpPerMin: number;
+    rateLimitBlockMs: number;
+  };
+  storage: { dataDir: string; databaseUrl: string | undefined; sqliteSynchronous: "NORMAL" | "FULL" };
+  queue: { redisUrl: string | undefined };
+  delivery: {
+    enabled: boolean;
+    timeoutMs: number;
+    concurrency: number;
+    endpointConcurrency: number;
+    maxResponseBytes: number;
+    allowPrivateTargets: string[];
+  };
+  security: { secretKey: string | undefined };
+  log: { level: Env["LOG_LEVEL"] };
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings mean "unset" so `FOO= npm start` falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  return {
+    http: { port: e.PORT, host: e.HOST, publicUrl: e.MITTE_PUBLIC_URL, trustProxy: e.MITTE_TRUST_PROXY },
+    ingest: {
+      maxPayloadBytes: e.MITTE_MAX_PAYLOAD_BYTES,
+      rateLimitEndpointPerMin: e.MITTE_RATE_LIMIT_ENDPOINT_PER_MIN,
+      rateLimitIpPerMin: e.MITTE_RATE_LIMIT_IP_PER_MIN,
+      rateLimitBlockMs: e.MITTE_RATE_LIMIT_BLOCK_MS,
+    },
+    storage: { dataDir: e.MITTE_DATA_DIR, databaseUrl: e.DATABASE_URL, sqliteSynchronous: e.MITTE_SQLITE_SYNCHRONOUS },
+    queue: { redisUrl: e.REDIS_URL },
+    delivery: {
+      enabled: e.MITTE_DELIVERY_ENABLED,
+      timeoutMs: e.MITTE_DELIVERY_TIMEOUT_MS,
+      concurrency: e.MITTE_DELIVERY_CONCURRENCY,
+      endpointConcurrency: e.MITTE_ENDPOINT_CONCURRENCY,
+      maxResponseBytes: e.MITTE_MAX_RESPONSE_BYTES,
+      allowPrivateTargets: e.MITTE_ALLOW_PRIVATE_TARGETS.split(",")
+        .map((cidr) => cidr.trim())
+        .filter(Boolean),
+    },
+    security: { secretKey: e.MITTE_SECRET_KEY },
+    log: { level: e.LOG_LEVEL },
+  };
+}

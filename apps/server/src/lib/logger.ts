@@ -1,0 +1,14 @@
+import { pino, type Logger } from "pino";
+
+export type { Logger } from "pino";
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    // Credentials never reach the logs, whichever object carries them.
+    redact: {
+      paths: ["req.headers.authorization", "req.headers.cookie", "headers.authorization", "*.apiKey", "*.password"],
+      censor: "[redacted]",
+    },
+  });
+}

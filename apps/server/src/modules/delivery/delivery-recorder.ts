@@ -1,0 +1,76 @@
+import { BatchWriter } from "../../lib/batch-writer.js";
+import type { LogStatus, NewWebhookLog } from "../../storage/schema.js";
+import type { Storage } from "../../storage/storage.js";
+
+export interface AttemptRecord {
+  id: string;
+  log_id: string;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  target_url: string;
+  request_headers: string;
+  outcome: "success" | "failure";
+  response_status: number | null;
+  response_headers: string | null;
+  response_body: Buffer | null;
+  response_truncated: number;
+  error_kind: string | null;
+  error_message: string | null;
+}
+
+export type DeliveryEvent =
+  | { kind: "started"; logId: string; atMs: number }
+  | {
+      kind: "finished";
+      attempt: AttemptRecord;
+      status: Extract<LogStatus, "retrying" | "delivered" | "failed">;
+      nextAttemptAt: number | null;
+      atMs: number;
+    };
+
+/**
+ * Group-commits delivery bookkeeping: status changes and attempt rows of many concurrent deliveries go
+ * to the database in one transaction, in the order they happened.
+ */
+export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEvent> {
+  return new BatchWriter<DeliveryEvent>(async (events) => {
+    await storage.db.transaction().execute(async (trx) => {
+      let started: string[] = [];
+      let startedAt = 0;
+      const flushStarted = async () => {
+        if (started.length === 0) return;
+        await trx
+          .updateTable("webhook_logs")
+          .set({ status: "delivering", updated_at: startedAt })
+          .where("id", "in", started)
+          .where("status", "in", ["queued", "retrying"])
+          .execute();
+        started = [];
+      };
+      for (const event of events) {
+        if (event.kind === "started") {
+          started.push(event.logId);
+          startedAt = event.atMs;
+          continue;
+        }
+        await flushStarted();
+        const { attempt } = event;
+        await trx.insertInto("delivery_attempts").values(attempt).execute();
+        const update: Partial<NewWebhookLog> = {
+          status: event.status,
+          attempt_count: attempt.attempt,
+          next_attempt_at: event.nextAttemptAt,
+          response_status: attempt.response_status,
+          error_kind: attempt.error_kind,
+          error_message: attempt.error_message,
+          duration_ms: attempt.duration_ms,
+          updated_at: event.atMs,
+          completed_at: event.status === "retrying" ? null : event.atMs,
+        };
+        await trx.updateTable("webhook_logs").set(update).where("id", "=", attempt.log_id).execute();
+      }
+      await flushStarted();
+    });
+  });
+}

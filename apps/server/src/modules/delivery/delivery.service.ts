@@ -1,0 +1,160 @@
+import type { Logger } from "pino";
+import type { Clock } from "../../lib/clock.js";
+import { signWebhook } from "../../lib/crypto.js";
+import type { IdGenerator } from "../../lib/ids.js";
+import type { OutboundHttp, OutboundResult } from "../../lib/outbound-http.js";
+import type { JobOutcome } from "../../queue/queue.js";
+import type { LogStatus } from "../../storage/schema.js";
+import type { Storage } from "../../storage/storage.js";
+import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
+import type { AttemptRecord } from "./delivery-recorder.js";
+import { createDeliveryRecorder } from "./delivery-recorder.js";
+import { forwardableHeaders, targetUrlWithQuery } from "./forward-headers.js";
+import { nextAttemptDelayMs, parseRetryAfterMs } from "./retry-policy.js";
+
+/** What listeners (stats, notifications, live events) learn after every attempt. */
+export interface DeliveryOutcomeEvent {
+  logId: string;
+  userId: string;
+  endpointId: string;
+  attempt: number;
+  status: Extract<LogStatus, "retrying" | "delivered" | "failed">;
+  success: boolean;
+  responseStatus: number | null;
+  errorKind: string | null;
+  durationMs: number;
+  isTest: boolean;
+  atMs: number;
+}
+
+export interface DeliveryServiceDeps {
+  storage: Storage;
+  clock: Clock;
+  newId: IdGenerator;
+  logger: Logger;
+  directory: EndpointDirectory;
+  outbound: OutboundHttp;
+  /** Source of jitter; tests pin it. */
+  random: () => number;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  listeners?: ((event: DeliveryOutcomeEvent) => void)[];
+}
+
+/** A target that answers 410 Gone says the URL will never work again; retrying cannot help. */
+const NON_RETRYABLE_STATUSES = new Set([410]);
+
+export function createDeliveryService(deps: DeliveryServiceDeps) {
+  const { storage, clock, directory, outbound } = deps;
+  const recorder = createDeliveryRecorder(storage);
+  const listeners = deps.listeners ?? [];
+
+  function describeResult(result: OutboundResult) {
+    if (result.kind === "response") {
+      return {
+        success: result.status < 400,
+        retryable: !NON_RETRYABLE_STATUSES.has(result.status),
+        responseStatus: result.status,
+        errorKind: result.status < 400 ? null : "http_status",
+        errorMessage: result.status < 400 ? null : `target answered HTTP ${result.status}`,
+      };
+    }
+    return { success: false, retryable: result.retryable, responseStatus: null, errorKind: result.errorKind, errorMessage: result.message };
+  }
+
+  /** Delivers one attempt of one webhook; the queue calls this with the log id. */
+  async function deliver(job: { logId: string }): Promise<JobOutcome> {
+    const log = await storage.db
+      .selectFrom("webhook_logs")
+      .select(["id", "user_id", "endpoint_id", "method", "query", "request_headers", "request_body", "is_test", "status", "attempt_count", "max_attempts"])
+      .where("id", "=", job.logId)
+      .executeTakeFirst();
+    // Gone (retention, endpoint deleted) or already finished by an earlier run of this job: nothing to do.
+    if (!log || log.status === "delivered" || log.status === "failed") return { kind: "done" };
+    const endpoint = await directory.byId(log.endpoint_id);
+    if (!endpoint) return { kind: "done" };
+    // Paused: the log stays queued; resuming the endpoint enqueues it again.
+    if (endpoint.paused) return { kind: "done" };
+
+    const attemptNumber = log.attempt_count + 1;
+    const startedAt = clock.now();
+    recorder.submit({ kind: "started", logId: log.id, atMs: startedAt }).catch((error: unknown) => {
+      deps.logger.warn({ err: error, logId: log.id }, "could not mark delivery as started");
+    });
+
+    const headers = forwardableHeaders(JSON.parse(log.request_headers) as Record<string, string | string[]>);
+    headers["x-mitte-attempt"] = String(attemptNumber);
+    // Stable across attempts and replays of this webhook, so receivers can drop duplicates.
+    headers["x-mitte-delivery-id"] = log.id;
+    if (log.is_test === 1) headers["x-mitte-test"] = "true";
+    if (endpoint.signingSecret) {
+      headers["x-mitte-signature"] = signWebhook(endpoint.signingSecret, Math.floor(startedAt / 1000), log.request_body);
+    }
+    const url = targetUrlWithQuery(endpoint.targetUrl, log.query);
+    const result = await outbound.send({
+      url,
+      method: log.method,
+      headers,
+      body: log.request_body,
+      timeoutMs: deps.timeoutMs,
+      maxResponseBytes: deps.maxResponseBytes,
+    });
+
+    const outcome = describeResult(result);
+    const finishedAt = clock.now();
+    let status: DeliveryOutcomeEvent["status"] = outcome.success ? "delivered" : "failed";
+    let nextAttemptAt: number | null = null;
+    if (!outcome.success && outcome.retryable && attemptNumber < log.max_attempts) {
+      const retryAfter = result.kind === "response" ? parseRetryAfterMs(result.headers["retry-after"], finishedAt) : null;
+      status = "retrying";
+      nextAttemptAt = finishedAt + nextAttemptDelayMs(attemptNumber, deps.random(), retryAfter);
+    }
+    const attempt: AttemptRecord = {
+      id: deps.newId("att"),
+      log_id: log.id,
+      attempt: attemptNumber,
+      started_at: startedAt,
+      duration_ms: Math.round(result.durationMs),
+      target_url: url,
+      request_headers: JSON.stringify(headers),
+      outcome: outcome.success ? "success" : "failure",
+      response_status: outcome.responseStatus,
+      response_headers: result.kind === "response" ? JSON.stringify(result.headers) : null,
+      response_body: result.kind === "response" ? result.body : null,
+      response_truncated: result.kind === "response" && result.truncated ? 1 : 0,
+      error_kind: outcome.errorKind,
+      error_message: outcome.errorMessage,
+    };
+    await recorder.submit({ kind: "finished", attempt, status, nextAttemptAt, atMs: finishedAt });
+
+    const event: DeliveryOutcomeEvent = {
+      logId: log.id,
+      userId: log.user_id,
+      endpointId: log.endpoint_id,
+      attempt: attemptNumber,
+      status,
+      success: outcome.success,
+      responseStatus: outcome.responseStatus,
+      errorKind: outcome.errorKind,
+      durationMs: attempt.duration_ms,
+      isTest: log.is_test === 1,
+      atMs: finishedAt,
+    };
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        deps.logger.error({ err: error }, "delivery listener failed");
+      }
+    }
+    return nextAttemptAt === null ? { kind: "done" } : { kind: "retry", runAtMs: nextAttemptAt };
+  }
+
+  return {
+    deliver,
+    /** Waits until all bookkeeping of finished attempts is committed. */
+    flush: () => recorder.flush(),
+  };
+}
+
+export type DeliveryService = ReturnType<typeof createDeliveryService>;

@@ -1,0 +1,43 @@
+/**
+ * Hop-by-hop, proxy and CDN headers that are never forwarded (the product's documented list of 16),
+ * plus content-length, which the HTTP client sets from the bytes actually sent.
+ */
+export const EXCLUDED_HEADERS: ReadonlySet<string> = new Set([
+  "host",
+  "connection",
+  "proxy-connection",
+  "transfer-encoding",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "upgrade",
+  "cf-ray",
+  "cf-visitor",
+  "cf-connecting-ip",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+]);
+
+const SET_BY_CLIENT = new Set(["content-length"]);
+
+/** Original headers minus the excluded ones; Mitte's own `x-mitte-*` headers cannot be spoofed by a sender. */
+export function forwardableHeaders(received: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(received)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || EXCLUDED_HEADERS.has(lower) || SET_BY_CLIENT.has(lower) || lower.startsWith("x-mitte-")) continue;
+    out[lower] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/** Appends the query string received at ingest to the target URL. */
+export function targetUrlWithQuery(targetUrl: string, query: string): string {
+  if (!query || query === "?") return targetUrl;
+  const hashAt = targetUrl.indexOf("#");
+  const base = hashAt === -1 ? targetUrl : targetUrl.slice(0, hashAt);
+  return base.includes("?") ? `${base}&${query.slice(1)}` : `${base}${query}`;
+}

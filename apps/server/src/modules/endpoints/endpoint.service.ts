@@ -1,0 +1,155 @@
+import type { CreateEndpointBody, EndpointView, Page, UpdateEndpointBody } from "@mitte/contract";
+import type { Clock } from "../../lib/clock.js";
+import type { SecretBox } from "../../lib/crypto.js";
+import { type IdGenerator, newEndpointSlug, newSigningSecret } from "../../lib/ids.js";
+import type { DeliveryQueue } from "../../queue/queue.js";
+import type { EndpointRow } from "../../storage/schema.js";
+import type { Storage } from "../../storage/storage.js";
+import { limitsFor } from "../plans/plan-limits.js";
+import type { EndpointDirectory } from "./endpoint-directory.js";
+
+export interface EndpointServiceDeps {
+  storage: Storage;
+  clock: Clock;
+  newId: IdGenerator;
+  secretBox: SecretBox;
+  directory: EndpointDirectory;
+  queue: DeliveryQueue;
+  /** Base of ingest URLs, e.g. https://hooks.example.com (no trailing slash). */
+  publicUrl: string;
+}
+
+export type CreateEndpointResult =
+  | { outcome: "created"; endpoint: EndpointView }
+  | { outcome: "plan_limit_reached"; limit: number };
+
+/** Every query here is scoped by `user_id`: another user's id behaves exactly like an unknown id. */
+export function createEndpointService(deps: EndpointServiceDeps) {
+  const { storage, clock, newId, secretBox, directory, queue } = deps;
+  const { db } = storage;
+
+  function toView(row: EndpointRow, withSecret: boolean): EndpointView {
+    const view: EndpointView = {
+      id: row.id,
+      name: row.name,
+      slug: row.slug,
+      ingestUrl: `${deps.publicUrl}/api/v1/h/${row.slug}`,
+      targetUrl: row.target_url,
+      paused: row.is_paused === 1,
+      signed: row.signing_secret_sealed !== null,
+      createdAt: new Date(row.created_at).toISOString(),
+      updatedAt: new Date(row.updated_at).toISOString(),
+    };
+    if (withSecret) view.signingSecret = row.signing_secret_sealed === null ? null : secretBox.open(row.signing_secret_sealed);
+    return view;
+  }
+
+  async function findOwned(userId: string, id: string): Promise<EndpointRow | undefined> {
+    return db.selectFrom("endpoints").selectAll().where("user_id", "=", userId).where("id", "=", id).executeTakeFirst();
+  }
+
+  /** Logs left `queued` while the endpoint was paused get their jobs back. */
+  async function requeueWaiting(endpointId: string): Promise<number> {
+    const waiting = await db
+      .selectFrom("webhook_logs")
+      .select("id")
+      .where("endpoint_id", "=", endpointId)
+      .where("status", "in", ["queued", "retrying"])
+      .execute();
+    const now = clock.now();
+    await queue.enqueue(waiting.map((log) => ({ logId: log.id, endpointId, runAtMs: now })));
+    return waiting.length;
+  }
+
+  return {
+    async create(userId: string, input: CreateEndpointBody): Promise<CreateEndpointResult> {
+      const owner = await db.selectFrom("users").select(["plan", "trial_ends_at"]).where("id", "=", userId).executeTakeFirstOrThrow();
+      const limit = limitsFor(owner, clock.now()).maxEndpoints;
+      const count = await db
+        .selectFrom("endpoints")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("user_id", "=", userId)
+        .executeTakeFirstOrThrow();
+      if (Number(count.n) >= limit) return { outcome: "plan_limit_reached", limit };
+
+      const secret = input.signingSecret === undefined ? newSigningSecret() : input.signingSecret;
+      const now = clock.now();
+      const row: EndpointRow = {
+        id: newId("ep"),
+        user_id: userId,
+        name: input.name,
+        slug: newEndpointSlug(),
+        target_url: input.targetUrl,
+        signing_secret_sealed: secret === null ? null : secretBox.seal(secret),
+        is_paused: input.paused ? 1 : 0,
+        created_at: now,
+        updated_at: now,
+      };
+      await db.insertInto("endpoints").values(row).execute();
+      return { outcome: "created", endpoint: toView(row, true) };
+    },
+
+    async list(userId: string, page: { cursor?: string | undefined; limit: number }): Promise<Page<EndpointView>> {
+      let query = db.selectFrom("endpoints").selectAll().where("user_id", "=", userId);
+      if (page.cursor) query = query.where("id", "<", page.cursor);
+      const rows = await query.orderBy("id", "desc").limit(page.limit + 1).execute();
+      const data = rows.slice(0, page.limit).map((row) => toView(row, false));
+      return { data, nextCursor: rows.length > page.limit ? (data.at(-1)?.id ?? null) : null };
+    },
+
+    async get(userId: string, id: string): Promise<EndpointView | null> {
+      const row = await findOwned(userId, id);
+      return row ? toView(row, true) : null;
+    },
+
+    async update(userId: string, id: string, patch: UpdateEndpointBody): Promise<EndpointView | null> {
+      const row = await findOwned(userId, id);
+      if (!row) return null;
+      const updated: EndpointRow = {
+        ...row,
+        name: patch.name ?? row.name,
+        target_url: patch.targetUrl ?? row.target_url,
+        is_paused: patch.paused === undefined ? row.is_paused : patch.paused ? 1 : 0,
+        signing_secret_sealed:
+          patch.signingSecret === undefined
+            ? row.signing_secret_sealed
+            : patch.signingSecret === null
+              ? null
+              : secretBox.seal(patch.signingSecret),
+        updated_at: clock.now(),
+      };
+      await db.updateTable("endpoints").set(updated).where("id", "=", id).where("user_id", "=", userId).execute();
+      directory.invalidate(row);
+      if (row.is_paused === 1 && updated.is_paused === 0) await requeueWaiting(id);
+      return toView(updated, true);
+    },
+
+    async rotateSecret(userId: string, id: string): Promise<EndpointView | null> {
+      const row = await findOwned(userId, id);
+      if (!row) return null;
+      const updated = { ...row, signing_secret_sealed: secretBox.seal(newSigningSecret()), updated_at: clock.now() };
+      await db
+        .updateTable("endpoints")
+        .set({ signing_secret_sealed: updated.signing_secret_sealed, updated_at: updated.updated_at })
+        .where("id", "=", id)
+        .where("user_id", "=", userId)
+        .execute();
+      directory.invalidate(row);
+      return toView(updated, true);
+    },
+
+    /** Deletes the endpoint with its logs and attempts (foreign-key cascade) and pending jobs. */
+    async remove(userId: string, id: string): Promise<boolean> {
+      const row = await findOwned(userId, id);
+      if (!row) return false;
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom("queue_jobs").where("group_key", "=", id).execute();
+        await trx.deleteFrom("endpoints").where("id", "=", id).where("user_id", "=", userId).execute();
+      });
+      directory.invalidate(row);
+      return true;
+    },
+  };
+}
+
+export type EndpointService = ReturnType<typeof createEndpointService>;

@@ -1,0 +1,160 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { sql } from "kysely";
+import { BatchWriter } from "../../lib/batch-writer.js";
+import type { Clock } from "../../lib/clock.js";
+import type { IdGenerator } from "../../lib/ids.js";
+import type { DeliveryJob, DeliveryQueue } from "../../queue/queue.js";
+import type { NewWebhookLog } from "../../storage/schema.js";
+import type { Storage } from "../../storage/storage.js";
+import type { EndpointDirectory, EndpointSnapshot } from "../endpoints/endpoint-directory.js";
+import { limitsFor, maxAttemptsFor, nextPeriodStartMs, usagePeriod } from "../plans/plan-limits.js";
+import { type RateLimitDecision, type RateLimiter, moreRestrictive } from "./rate-limiter.js";
+import { detectSource } from "./source-detection.js";
+import type { UsageMeter } from "./usage-meter.js";
+
+export interface IngestServiceDeps {
+  storage: Storage;
+  clock: Clock;
+  newId: IdGenerator;
+  queue: DeliveryQueue;
+  directory: EndpointDirectory;
+  usage: UsageMeter;
+  /** null when the operator turned a limiter off. */
+  endpointLimiter: RateLimiter | null;
+  ipLimiter: RateLimiter | null;
+  /** Logs committed per transaction at most (group commit). */
+  maxBatch?: number;
+}
+
+export type AdmitOutcome =
+  | { outcome: "admitted"; endpoint: EndpointSnapshot; rateLimit: RateLimitDecision | null }
+  | { outcome: "endpoint_not_found" }
+  | { outcome: "rate_limited"; decision: RateLimitDecision }
+  | { outcome: "quota_exceeded"; retryAfterSeconds: number };
+
+export type AcceptOutcome = { outcome: "accepted"; logId: string } | { outcome: "quota_exceeded"; retryAfterSeconds: number };
+
+export interface IncomingWebhook {
+  method: string;
+  /** Raw query string with its leading `?`, or "". */
+  query: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+interface PendingLog {
+  row: NewWebhookLog;
+  job: DeliveryJob | null;
+  countsTowardQuota: boolean;
+}
+
+export function createIngestService(deps: IngestServiceDeps) {
+  const { storage, clock, newId, queue, directory, usage } = deps;
+
+  const writer = new BatchWriter<PendingLog>(async (items) => {
+    const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
+    await storage.db.transaction().execute(async (trx) => {
+      // 22 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
+      for (let start = 0; start < items.length; start += 200) {
+        await trx
+          .insertInto("webhook_logs")
+          .values(items.slice(start, start + 200).map((item) => item.row))
+          .execute();
+      }
+      const perUser = new Map<string, number>();
+      for (const item of items) {
+        if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
+      }
+      const period = usagePeriod(clock.now());
+      for (const [userId, count] of perUser) {
+        await trx
+          .insertInto("usage_counters")
+          .values({ user_id: userId, period, request_count: count })
+          .onConflict((oc) =>
+            oc.columns(["user_id", "period"]).doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
+          )
+          .execute();
+      }
+      await queue.stage(trx, jobs);
+    });
+    await queue.afterCommit(jobs);
+  }, deps.maxBatch ?? 500);
+
+  function quotaRetryAfterSeconds(nowMs: number): number {
+    return Math.max(1, Math.ceil((nextPeriodStartMs(nowMs) - nowMs) / 1000));
+  }
+
+  return {
+    /** Everything that can refuse a webhook before its body is read: unknown slug, rate limits, quota. */
+    async admit(slug: string, clientIp: string): Promise<AdmitOutcome> {
+      const endpoint = await directory.bySlug(slug);
+      if (!endpoint) return { outcome: "endpoint_not_found" };
+      const now = clock.now();
+      const [byEndpoint, byIp] = await Promise.all([
+        deps.endpointLimiter?.hit(endpoint.slug, now) ?? null,
+        deps.ipLimiter?.hit(clientIp, now) ?? null,
+      ]);
+      const refused = [byEndpoint, byIp].find((decision) => decision && !decision.allowed);
+      if (refused) return { outcome: "rate_limited", decision: refused };
+      const limit = limitsFor(endpoint.owner, now).monthlyRequests;
+      if ((await usage.current(endpoint.userId, usagePeriod(now))) >= limit) {
+        return { outcome: "quota_exceeded", retryAfterSeconds: quotaRetryAfterSeconds(now) };
+      }
+      return { outcome: "admitted", endpoint, rateLimit: moreRestrictive(byEndpoint, byIp) };
+    },
+
+    /**
+     * Stores the webhook and its delivery job in one transaction, batched with concurrent requests.
+     * Resolves only after the commit: a caller that answers 202 after this can never lose the webhook.
+     */
+    async accept(endpoint: EndpointSnapshot, webhook: IncomingWebhook, options: { isTest?: boolean } = {}): Promise<AcceptOutcome> {
+      const now = clock.now();
+      const isTest = options.isTest ?? false;
+      const limits = limitsFor(endpoint.owner, now);
+      const period = usagePeriod(now);
+      if (!isTest && !(await usage.tryReserve(endpoint.userId, period, limits.monthlyRequests))) {
+        return { outcome: "quota_exceeded", retryAfterSeconds: quotaRetryAfterSeconds(now) };
+      }
+      const id = newId("log");
+      const row: NewWebhookLog = {
+        id,
+        user_id: endpoint.userId,
+        endpoint_id: endpoint.id,
+        method: webhook.method,
+        query: webhook.query,
+        request_headers: JSON.stringify(webhook.headers),
+        request_body: webhook.body,
+        request_size: webhook.body.length,
+        source: detectSource(webhook.headers, webhook.body),
+        is_test: isTest ? 1 : 0,
+        status: "queued",
+        attempt_count: 0,
+        max_attempts: maxAttemptsFor(limits, isTest),
+        next_attempt_at: now,
+        response_status: null,
+        error_kind: null,
+        error_message: null,
+        duration_ms: null,
+        created_at: now,
+        updated_at: now,
+        completed_at: null,
+      };
+      // A paused endpoint stores webhooks without jobs; resuming it enqueues them.
+      const job = endpoint.paused ? null : { logId: id, endpointId: endpoint.id, runAtMs: now };
+      try {
+        await writer.submit({ row, job, countsTowardQuota: !isTest });
+      } catch (error) {
+        if (!isTest) usage.release(endpoint.userId, period);
+        throw error;
+      }
+      return { outcome: "accepted", logId: id };
+    },
+
+    /** Waits for every accepted webhook to be committed (shutdown, tests). */
+    flush(): Promise<void> {
+      return writer.flush();
+    },
+  };
+}
+
+export type IngestService = ReturnType<typeof createIngestService>;

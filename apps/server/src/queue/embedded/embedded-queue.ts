@@ -1,0 +1,229 @@
+import type { Kysely, Transaction } from "kysely";
+import type { Logger } from "pino";
+import { BatchWriter } from "../../lib/batch-writer.js";
+import type { Clock } from "../../lib/clock.js";
+import type { Database } from "../../storage/schema.js";
+import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
+
+export interface EmbeddedQueueOptions {
+  db: Kysely<Database>;
+  clock: Clock;
+  logger: Logger;
+  queueName?: string;
+  /** Jobs in flight in this process. */
+  concurrency: number;
+  /** Jobs in flight per group (endpoint). */
+  groupConcurrency: number;
+  /** A claimed job is reclaimable after this long; must exceed the longest handler run. */
+  leaseMs: number;
+  /** How often idle consumers look for jobs that became due (retries). Default 250 ms. */
+  pollIntervalMs?: number;
+}
+
+type Ack = { id: string; outcome: JobOutcome };
+
+/**
+ * Durable queue stored in the same SQLite database as the logs. Job rows are written in the ingest
+ * transaction, so a committed log always has its job. A consumer claims due jobs by leasing them; jobs
+ * whose handler never finished (crash, kill -9) are claimed again: delivery is at-least-once.
+ * One consumer per database: embedded mode runs one process.
+ */
+export class EmbeddedDeliveryQueue implements DeliveryQueue {
+  readonly #opts: Required<EmbeddedQueueOptions>;
+  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #inFlightPerGroup = new Map<string, number>();
+  readonly #acks: BatchWriter<Ack>;
+  #handler: JobHandler | undefined;
+  #closing = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(options: EmbeddedQueueOptions) {
+    this.#opts = { queueName: "delivery", pollIntervalMs: 250, ...options };
+    this.#acks = new BatchWriter((acks) => this.#applyAcks(acks));
+  }
+
+  async stage(trx: Transaction<Database>, jobs: readonly DeliveryJob[]): Promise<void> {
+    await this.#insert(trx, jobs);
+  }
+
+  async afterCommit(): Promise<void> {
+    this.#wake?.();
+  }
+
+  async enqueue(jobs: readonly DeliveryJob[]): Promise<void> {
+    await this.#insert(this.#opts.db, jobs);
+    this.#wake?.();
+  }
+
+  async startConsumer(handler: JobHandler): Promise<void> {
+    this.#handler = handler;
+    // Only one consumer uses this database, so every lease still held belongs to a process that died.
+    await this.#opts.db
+      .updateTable("queue_jobs")
+      .set({ locked_until: 0 })
+      .where("queue", "=", this.#opts.queueName)
+      .execute();
+    this.#loop = this.#run();
+  }
+
+  /**
+   * Claims and runs every job due now (within the capacity limits) and waits for them to finish.
+   * Tests drive the queue with this and a manual clock instead of the background loop.
+   */
+  async runOnce(handler: JobHandler | undefined = this.#handler): Promise<number> {
+    if (!handler) throw new Error("runOnce needs a handler");
+    this.#handler = handler;
+    const claimed = await this.#fill();
+    await Promise.all(this.#inFlight.values());
+    await this.#acks.flush();
+    return claimed;
+  }
+
+  async close(graceMs = 10_000): Promise<void> {
+    this.#closing = true;
+    this.#wake?.();
+    await this.#loop;
+    const drained = Promise.all(this.#inFlight.values()).then(() => true);
+    const timedOut = new Promise<false>((resolve) => setTimeout(resolve, graceMs, false).unref());
+    if (!(await Promise.race([drained, timedOut]))) {
+      // Release what did not finish so the next start delivers it again instead of waiting for the lease.
+      const ids = [...this.#inFlight.keys()];
+      this.#opts.logger.warn({ jobs: ids.length }, "releasing unfinished deliveries at shutdown");
+      await this.#opts.db.updateTable("queue_jobs").set({ locked_until: 0 }).where("id", "in", ids).execute();
+    }
+    await this.#acks.flush();
+  }
+
+  /** Jobs waiting or leased; for metrics and tests. */
+  async depth(): Promise<number> {
+    const row = await this.#opts.db
+      .selectFrom("queue_jobs")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("queue", "=", this.#opts.queueName)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async #insert(db: Kysely<Database> | Transaction<Database>, jobs: readonly DeliveryJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const now = this.#opts.clock.now();
+    const rows = jobs.map((job) => ({
+      id: job.logId,
+      queue: this.#opts.queueName,
+      group_key: job.endpointId,
+      run_at: job.runAtMs,
+      locked_until: 0,
+      created_at: now,
+    }));
+    // 6 columns a row; stay well below SQLite's bound-parameter limit.
+    for (let start = 0; start < rows.length; start += 1000) {
+      await db
+        .insertInto("queue_jobs")
+        .values(rows.slice(start, start + 1000))
+        .onConflict((oc) => oc.column("id").doNothing())
+        .execute();
+    }
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closing) {
+      let claimed = 0;
+      try {
+        claimed = await this.#fill();
+      } catch (error) {
+        this.#opts.logger.error({ err: error }, "embedded queue: claiming jobs failed");
+      }
+      if (claimed === 0 && !this.#closing) await this.#sleep(this.#opts.pollIntervalMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  async #fill(): Promise<number> {
+    const capacity = this.#opts.concurrency - this.#inFlight.size;
+    if (capacity <= 0 || !this.#handler) return 0;
+    const now = this.#opts.clock.now();
+    const saturated = [...this.#inFlightPerGroup]
+      .filter(([, count]) => count >= this.#opts.groupConcurrency)
+      .map(([group]) => group);
+    const claimed = await this.#opts.db
+      .updateTable("queue_jobs")
+      .set({ locked_until: now + this.#opts.leaseMs })
+      .where("id", "in", (eb) => {
+        let due = eb
+          .selectFrom("queue_jobs")
+          .select("id")
+          .where("queue", "=", this.#opts.queueName)
+          .where("run_at", "<=", now)
+          .where("locked_until", "<=", now);
+        if (saturated.length > 0) due = due.where("group_key", "not in", saturated);
+        return due.orderBy("run_at").limit(capacity);
+      })
+      .returning(["id", "group_key"])
+      .execute();
+
+    const excess: string[] = [];
+    for (const job of claimed) {
+      const running = this.#inFlightPerGroup.get(job.group_key) ?? 0;
+      if (running >= this.#opts.groupConcurrency) {
+        excess.push(job.id);
+        continue;
+      }
+      this.#start(job.id, job.group_key);
+    }
+    if (excess.length > 0) {
+      await this.#opts.db.updateTable("queue_jobs").set({ locked_until: 0 }).where("id", "in", excess).execute();
+    }
+    return claimed.length - excess.length;
+  }
+
+  #start(id: string, group: string): void {
+    const handler = this.#handler!;
+    this.#inFlightPerGroup.set(group, (this.#inFlightPerGroup.get(group) ?? 0) + 1);
+    const run = handler({ logId: id, endpointId: group })
+      .catch((error: unknown): JobOutcome => {
+        // A handler that throws hit an infrastructure fault; try again later rather than lose the job.
+        this.#opts.logger.error({ err: error, jobId: id }, "delivery job failed unexpectedly; retrying in 30 s");
+        return { kind: "retry", runAtMs: this.#opts.clock.now() + 30_000 };
+      })
+      .then((outcome) => this.#acks.submit({ id, outcome }))
+      .catch((error: unknown) => {
+        this.#opts.logger.error({ err: error, jobId: id }, "acknowledging job failed; it will run again");
+      })
+      .finally(() => {
+        this.#inFlight.delete(id);
+        const left = (this.#inFlightPerGroup.get(group) ?? 1) - 1;
+        if (left === 0) this.#inFlightPerGroup.delete(group);
+        else this.#inFlightPerGroup.set(group, left);
+        this.#wake?.();
+      });
+    this.#inFlight.set(id, run);
+  }
+
+  async #applyAcks(acks: Ack[]): Promise<void> {
+    const done = acks.filter((ack) => ack.outcome.kind === "done").map((ack) => ack.id);
+    await this.#opts.db.transaction().execute(async (trx) => {
+      for (let start = 0; start < done.length; start += 500) {
+        await trx.deleteFrom("queue_jobs").where("id", "in", done.slice(start, start + 500)).execute();
+      }
+      for (const ack of acks) {
+        if (ack.outcome.kind !== "retry") continue;
+        await trx
+          .updateTable("queue_jobs")
+          .set({ run_at: ack.outcome.runAtMs, locked_until: 0 })
+          .where("id", "=", ack.id)
+          .execute();
+      }
+    });
+  }
+}

@@ -1,0 +1,33 @@
+import type { Transaction } from "kysely";
+import type { Database } from "../storage/schema.js";
+
+/**
+ * Delivery jobs carry ids, not payloads: the log row in the database is the truth, the queue only
+ * triggers work. A job's id is its log id, so enqueueing the same log twice is harmless.
+ */
+export interface DeliveryJob {
+  logId: string;
+  /** Jobs of one endpoint share a group so a per-endpoint concurrency cap can be applied. */
+  endpointId: string;
+  runAtMs: number;
+}
+
+export type JobOutcome = { kind: "done" } | { kind: "retry"; runAtMs: number };
+
+export type JobHandler = (job: { logId: string; endpointId: string }) => Promise<JobOutcome>;
+
+export interface DeliveryQueue {
+  /**
+   * Called inside the transaction that commits the logs. The embedded queue writes its job rows here, so
+   * a log and its job commit together; a broker-backed queue does nothing until `afterCommit`.
+   */
+  stage(trx: Transaction<Database>, jobs: readonly DeliveryJob[]): Promise<void>;
+  /** Called once the transaction committed: hands jobs to a broker, or wakes local consumers. */
+  afterCommit(jobs: readonly DeliveryJob[]): Promise<void>;
+  /** Enqueue outside an ingest transaction (replay, resume of a paused endpoint). */
+  enqueue(jobs: readonly DeliveryJob[]): Promise<void>;
+  /** Start consuming with `handler`; resolves once the consumer is running. */
+  startConsumer(handler: JobHandler): Promise<void>;
+  /** Stop taking jobs; waits for in-flight handlers up to `graceMs`, then releases what is left. */
+  close(graceMs?: number): Promise<void>;
+}

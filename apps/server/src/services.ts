@@ -1,0 +1,49 @@
+import type { Deps } from "./deps.js";
+import { createApiKeyService } from "./modules/api-keys/api-key.service.js";
+import { createDeliveryService, type DeliveryOutcomeEvent } from "./modules/delivery/delivery.service.js";
+import { EndpointDirectory } from "./modules/endpoints/endpoint-directory.js";
+import { createEndpointService } from "./modules/endpoints/endpoint.service.js";
+import { createIngestService } from "./modules/ingest/ingest.service.js";
+import { MemoryRateLimiter } from "./modules/ingest/rate-limiter.js";
+import { EmbeddedUsageMeter } from "./modules/ingest/usage-meter.js";
+import { createLogService } from "./modules/logs/log.service.js";
+import { createRetentionService } from "./modules/retention/retention.service.js";
+import { createUserService } from "./modules/users/user.service.js";
+
+/** Builds every feature service from the shared dependencies; routes, jobs and the CLI call these. */
+export function createServices(deps: Deps, options: { deliveryListeners?: ((event: DeliveryOutcomeEvent) => void)[] } = {}) {
+  const { config, storage, clock, newId, secretBox, queue, logger } = deps;
+  const directory = new EndpointDirectory({ storage, clock, secretBox });
+  const apiKeys = createApiKeyService({ storage, clock, newId });
+  const users = createUserService({ storage, clock, newId, apiKeys });
+  const publicUrl = (config.http.publicUrl ?? `http://localhost:${config.http.port}`).replace(/\/+$/, "");
+  const endpoints = createEndpointService({ storage, clock, newId, secretBox, directory, queue, publicUrl });
+  const { rateLimitEndpointPerMin, rateLimitIpPerMin, rateLimitBlockMs } = config.ingest;
+  const ingest = createIngestService({
+    storage,
+    clock,
+    newId,
+    queue,
+    directory,
+    usage: new EmbeddedUsageMeter(storage),
+    endpointLimiter: rateLimitEndpointPerMin > 0 ? new MemoryRateLimiter(rateLimitEndpointPerMin, 60_000, rateLimitBlockMs) : null,
+    ipLimiter: rateLimitIpPerMin > 0 ? new MemoryRateLimiter(rateLimitIpPerMin, 60_000, rateLimitBlockMs) : null,
+  });
+  const delivery = createDeliveryService({
+    storage,
+    clock,
+    newId,
+    logger,
+    directory,
+    outbound: deps.outbound,
+    random: deps.random,
+    timeoutMs: config.delivery.timeoutMs,
+    maxResponseBytes: config.delivery.maxResponseBytes,
+    listeners: options.deliveryListeners ?? [],
+  });
+  const logs = createLogService({ storage });
+  const retention = createRetentionService({ storage, clock, logger });
+  return { directory, apiKeys, users, endpoints, ingest, delivery, logs, retention };
+}
+
+export type Services = ReturnType<typeof createServices>;

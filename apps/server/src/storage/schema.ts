@@ -1,0 +1,118 @@
+import type { Generated, Insertable, Selectable } from "kysely";
+
+/**
+ * Table types shared by the SQLite and PostgreSQL adapters. Portable choices: timestamps are integer
+ * milliseconds since the epoch (BIGINT), booleans are 0/1 integers, JSON is text, bodies are bytes.
+ */
+export interface Database {
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  endpoints: EndpointsTable;
+  webhook_logs: WebhookLogsTable;
+  delivery_attempts: DeliveryAttemptsTable;
+  queue_jobs: QueueJobsTable;
+  usage_counters: UsageCountersTable;
+}
+
+export type Plan = "free" | "pro";
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  name: string | null;
+  plan: Plan;
+  trial_ends_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  user_id: string;
+  name: string;
+  key_hash: string;
+  /** Last 8 characters of the key, to recognise it in a list. */
+  hint: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface EndpointsTable {
+  id: string;
+  user_id: string;
+  name: string;
+  slug: string;
+  target_url: string;
+  /** AES-256-GCM sealed `whsec_…`; null when the endpoint signs nothing. */
+  signing_secret_sealed: string | null;
+  is_paused: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export type LogStatus = "queued" | "delivering" | "retrying" | "delivered" | "failed";
+
+export interface WebhookLogsTable {
+  id: string;
+  user_id: string;
+  endpoint_id: string;
+  method: string;
+  /** Query string as received, including the leading `?`, or "". */
+  query: string;
+  request_headers: string;
+  request_body: Buffer;
+  request_size: number;
+  source: string | null;
+  is_test: number;
+  status: LogStatus;
+  attempt_count: number;
+  max_attempts: number;
+  next_attempt_at: number | null;
+  response_status: number | null;
+  error_kind: string | null;
+  error_message: string | null;
+  duration_ms: number | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+export interface DeliveryAttemptsTable {
+  id: string;
+  log_id: string;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  target_url: string;
+  request_headers: string;
+  outcome: "success" | "failure";
+  response_status: number | null;
+  response_headers: string | null;
+  response_body: Buffer | null;
+  response_truncated: number;
+  error_kind: string | null;
+  error_message: string | null;
+}
+
+/** The embedded queue's jobs; one per log in flight (id = log id). Unused by the BullMQ adapter. */
+export interface QueueJobsTable {
+  id: string;
+  queue: string;
+  group_key: string;
+  run_at: number;
+  locked_until: Generated<number>;
+  created_at: number;
+}
+
+export interface UsageCountersTable {
+  user_id: string;
+  /** Calendar month in UTC, `YYYY-MM`. */
+  period: string;
+  request_count: number;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type EndpointRow = Selectable<EndpointsTable>;
+export type WebhookLogRow = Selectable<WebhookLogsTable>;
+export type NewWebhookLog = Insertable<WebhookLogsTable>;
+export type DeliveryAttemptRow = Selectable<DeliveryAttemptsTable>;

@@ -1,0 +1,35 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
+import type { Dialect } from "./dialect.js";
+import * as initial from "./migrations/001-initial.js";
+import type { Database } from "./schema.js";
+
+export type { Dialect } from "./dialect.js";
+
+/** The storage port: one Kysely instance; all query code is shared by the SQLite and PostgreSQL adapters. */
+export interface Storage {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  close(): Promise<void>;
+}
+
+/** Migrations are code, ordered by name; each receives the dialect for the few types that differ. */
+const migrations: Record<string, (db: Kysely<unknown>, dialect: Dialect) => Promise<void>> = {
+  "001-initial": initial.up,
+};
+
+export async function migrateToLatest(storage: Storage): Promise<void> {
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      const entries = Object.entries(migrations).map(([name, up]): [string, Migration] => [
+        name,
+        { up: (db) => up(db, storage.dialect) },
+      ]);
+      return Object.fromEntries(entries);
+    },
+  };
+  const { error, results } = await new Migrator({ db: storage.db, provider }).migrateToLatest();
+  if (error) {
+    const failed = results?.find((result) => result.status === "Error")?.migrationName ?? "unknown";
+    throw new Error(`database migration ${failed} failed: ${String(error)}`, { cause: error });
+  }
+}
