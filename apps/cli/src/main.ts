@@ -23,7 +23,9 @@ async function withServices<T>(run: (services: ReturnType<typeof createServices>
 }
 
 const planOption = () =>
-  new Option("--plan <plan>", "free or pro").choices(["free", "pro"]).default("free") as Option & { defaultValue: Plan };
+  new Option("--plan <plan>", "free or pro").choices(["free", "pro"]).default("free") as Option & {
+    defaultValue: Plan;
+  };
 
 function email(value: string): string {
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value)) throw new InvalidArgumentError("not an email address");
@@ -63,10 +65,18 @@ user
   .option("--json", "print JSON")
   .action(async (options: { email: string; name?: string; plan: Plan; json?: boolean }) => {
     const result = await withServices((services) =>
-      services.users.createUser({ email: options.email, plan: options.plan, ...(options.name ? { name: options.name } : {}) }),
+      services.users.createUser({
+        email: options.email,
+        plan: options.plan,
+        ...(options.name ? { name: options.name } : {}),
+      }),
     );
     if (result.outcome === "email_taken") {
-      console.error(options.json ? JSON.stringify({ error: { code: "conflict", message: "email already registered" } }) : "A user with this email already exists.");
+      console.error(
+        options.json
+          ? JSON.stringify({ error: { code: "conflict", message: "email already registered" } })
+          : "A user with this email already exists.",
+      );
       process.exitCode = 1;
       return;
     }

@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from "fastify";
 import { sql } from "kysely";
 import type { Deps } from "./deps.js";
 import { AppError, type ErrorCode, errorBody, errorStatus } from "./errors.js";
@@ -12,29 +17,62 @@ import type { Services } from "./services.js";
 /** Body limit of the JSON management API (webhook bodies have their own, larger limit). */
 const API_BODY_LIMIT_BYTES = 1024 * 1024;
 
+declare module "fastify" {
+  interface FastifyInstance {
+    /** Every route behind authentication; the tenant-isolation suite checks each one. */
+    authenticatedRoutes: readonly { method: string; url: string }[];
+  }
+}
+
 interface ZodLikeError {
   name: "ZodError";
   issues: { path: PropertyKey[]; message: string }[];
 }
 
 function isZodError(error: unknown): error is ZodLikeError {
-  return error instanceof Error && error.name === "ZodError" && Array.isArray((error as Partial<ZodLikeError>).issues);
+  return (
+    error instanceof Error &&
+    error.name === "ZodError" &&
+    Array.isArray((error as Partial<ZodLikeError>).issues)
+  );
 }
 
 /** Maps any thrown error to the one JSON error shape; unexpected errors are logged, never shown. */
-function toErrorResponse(error: unknown): { status: number; code: ErrorCode; message: string; details?: unknown } {
-  if (error instanceof AppError) return { status: error.status, code: error.code, message: error.message, details: error.details };
+function toErrorResponse(error: unknown): {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+} {
+  if (error instanceof AppError)
+    return { status: error.status, code: error.code, message: error.message, details: error.details };
   if (isZodError(error)) {
-    const details = error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+    const details = error.issues.map((issue) => ({
+      path: issue.path.map(String).join("."),
+      message: issue.message,
+    }));
     const first = details[0];
-    return { status: 400, code: "validation_failed", message: first ? `${first.path || "body"}: ${first.message}` : "invalid input", details };
+    return {
+      status: 400,
+      code: "validation_failed",
+      message: first ? `${first.path || "body"}: ${first.message}` : "invalid input",
+      details,
+    };
   }
   const fastifyError = error as Partial<FastifyError>;
   switch (fastifyError.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return { status: 413, code: "payload_too_large", message: "The request body is larger than the limit." };
+      return {
+        status: 413,
+        code: "payload_too_large",
+        message: "The request body is larger than the limit.",
+      };
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return { status: 415, code: "unsupported_media_type", message: "Send JSON with Content-Type: application/json." };
+      return {
+        status: 415,
+        code: "unsupported_media_type",
+        message: "Send JSON with Content-Type: application/json.",
+      };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
     case "FST_ERR_CTP_INVALID_JSON_BODY":
       return { status: 400, code: "invalid_json", message: "The request body is not valid JSON." };
@@ -46,9 +84,17 @@ function toErrorResponse(error: unknown): { status: number; code: ErrorCode; mes
   }
   const status = fastifyError.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
-    return { status, code: status === 413 ? "payload_too_large" : "bad_request", message: fastifyError.message ?? "bad request" };
+    return {
+      status,
+      code: status === 413 ? "payload_too_large" : "bad_request",
+      message: fastifyError.message ?? "bad request",
+    };
   }
-  return { status: 500, code: "internal_error", message: "Something went wrong on our side; nothing you sent was lost." };
+  return {
+    status: 500,
+    code: "internal_error",
+    message: "Something went wrong on our side; nothing you sent was lost.",
+  };
 }
 
 export async function buildApp(deps: Deps, services: Services): Promise<FastifyInstance> {
@@ -61,6 +107,9 @@ export async function buildApp(deps: Deps, services: Services): Promise<FastifyI
     return503OnClosing: true,
   });
 
+  const authenticatedRoutes: { method: string; url: string }[] = [];
+  app.decorate("authenticatedRoutes", authenticatedRoutes);
+
   app.setErrorHandler((error, request, reply) => {
     const response = toErrorResponse(error);
     if (response.status >= 500) request.log.error({ err: error, url: request.url }, "request failed");
@@ -68,7 +117,9 @@ export async function buildApp(deps: Deps, services: Services): Promise<FastifyI
     reply.code(response.status).send(errorBody(response.code, response.message, response.details));
   });
   app.setNotFoundHandler((request, reply) => {
-    reply.code(errorStatus.not_found).send(errorBody("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`));
+    reply
+      .code(errorStatus.not_found)
+      .send(errorBody("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`));
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
@@ -81,15 +132,23 @@ export async function buildApp(deps: Deps, services: Services): Promise<FastifyI
     }
   });
 
-  await app.register(ingestRoutes, { ingest: services.ingest, maxPayloadBytes: deps.config.ingest.maxPayloadBytes });
+  await app.register(ingestRoutes, {
+    ingest: services.ingest,
+    maxPayloadBytes: deps.config.ingest.maxPayloadBytes,
+  });
 
   // Everything registered in this scope requires an API key (and, later, a session).
   await app.register(async (api) => {
     api.addHook("onRoute", (route) => {
       route.config = { ...(route.config as object), authenticated: true };
+      for (const method of [route.method].flat()) authenticatedRoutes.push({ method, url: route.url });
     });
     api.addHook("onRequest", requireUser(services.apiKeys));
-    await api.register(endpointRoutes, { endpoints: services.endpoints, directory: services.directory, ingest: services.ingest });
+    await api.register(endpointRoutes, {
+      endpoints: services.endpoints,
+      directory: services.directory,
+      ingest: services.ingest,
+    });
     await api.register(logRoutes, { logs: services.logs });
     await api.register(apiKeyRoutes, { apiKeys: services.apiKeys });
   });

@@ -96,7 +96,9 @@ export class ConfigError extends Error {
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings mean "unset" so `FOO= npm start` falls back to the default.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ""),
+  );
   const parsed = envSchema.safeParse(cleaned);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
@@ -111,7 +113,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rateLimitIpPerMin: e.MITTE_RATE_LIMIT_IP_PER_MIN,
       rateLimitBlockMs: e.MITTE_RATE_LIMIT_BLOCK_MS,
     },
-    storage: { dataDir: e.MITTE_DATA_DIR, databaseUrl: e.DATABASE_URL, sqliteSynchronous: e.MITTE_SQLITE_SYNCHRONOUS },
+    storage: {
+      dataDir: e.MITTE_DATA_DIR,
+      databaseUrl: e.DATABASE_URL,
+      sqliteSynchronous: e.MITTE_SQLITE_SYNCHRONOUS,
+    },
     queue: { redisUrl: e.REDIS_URL },
     delivery: {
       enabled: e.MITTE_DELIVERY_ENABLED,

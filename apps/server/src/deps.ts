@@ -39,11 +39,16 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger(config.log.level);
   if (config.storage.databaseUrl && !overrides.storage) {
-    throw new Error("DATABASE_URL (PostgreSQL) is not supported yet; unset it to use the embedded SQLite store.");
+    throw new Error(
+      "DATABASE_URL (PostgreSQL) is not supported yet; unset it to use the embedded SQLite store.",
+    );
   }
   const storage =
     overrides.storage ??
-    openSqliteStorage({ filename: join(config.storage.dataDir, "mitte.db"), synchronous: config.storage.sqliteSynchronous });
+    openSqliteStorage({
+      filename: join(config.storage.dataDir, "mitte.db"),
+      synchronous: config.storage.sqliteSynchronous,
+    });
   await migrateToLatest(storage);
   const queue =
     overrides.queue ??
@@ -66,6 +71,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     random: overrides.random ?? Math.random,
     secretBox: overrides.secretBox ?? createSecretBox(resolveSecretKey(config)),
     outbound:
-      overrides.outbound ?? createOutboundHttp({ policy: createAddressPolicy(config.delivery.allowPrivateTargets) }),
+      overrides.outbound ??
+      createOutboundHttp({ policy: createAddressPolicy(config.delivery.allowPrivateTargets) }),
   };
 }

@@ -31,12 +31,17 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
   if (config.delivery.enabled) await deps.queue.startConsumer((job) => services.delivery.deliver(job));
 
   const runRetention = () =>
-    services.retention.runOnce().catch((error: unknown) => logger.error({ err: error }, "retention run failed"));
+    services.retention
+      .runOnce()
+      .catch((error: unknown) => logger.error({ err: error }, "retention run failed"));
   void runRetention();
   const retentionTimer = setInterval(runRetention, RETENTION_INTERVAL_MS);
   retentionTimer.unref();
 
-  logger.info({ url, dataDir: config.storage.dataDir, delivery: config.delivery.enabled }, "Mitte is listening");
+  logger.info(
+    { url, dataDir: config.storage.dataDir, delivery: config.delivery.enabled },
+    "Mitte is listening",
+  );
   if ((await services.users.count()) === 0) {
     logger.info("No users yet. Create one with: npx mitte user create --email you@example.com --json");
   }

@@ -1,8 +1,8 @@
 import type { Deps } from "./deps.js";
 import { createApiKeyService } from "./modules/api-keys/api-key.service.js";
 import { createDeliveryService, type DeliveryOutcomeEvent } from "./modules/delivery/delivery.service.js";
-import { EndpointDirectory } from "./modules/endpoints/endpoint-directory.js";
 import { createEndpointService } from "./modules/endpoints/endpoint.service.js";
+import { EndpointDirectory } from "./modules/endpoints/endpoint-directory.js";
 import { createIngestService } from "./modules/ingest/ingest.service.js";
 import { MemoryRateLimiter } from "./modules/ingest/rate-limiter.js";
 import { EmbeddedUsageMeter } from "./modules/ingest/usage-meter.js";
@@ -11,7 +11,10 @@ import { createRetentionService } from "./modules/retention/retention.service.js
 import { createUserService } from "./modules/users/user.service.js";
 
 /** Builds every feature service from the shared dependencies; routes, jobs and the CLI call these. */
-export function createServices(deps: Deps, options: { deliveryListeners?: ((event: DeliveryOutcomeEvent) => void)[] } = {}) {
+export function createServices(
+  deps: Deps,
+  options: { deliveryListeners?: ((event: DeliveryOutcomeEvent) => void)[] } = {},
+) {
   const { config, storage, clock, newId, secretBox, queue, logger } = deps;
   const directory = new EndpointDirectory({ storage, clock, secretBox });
   const apiKeys = createApiKeyService({ storage, clock, newId });
@@ -26,8 +29,12 @@ export function createServices(deps: Deps, options: { deliveryListeners?: ((even
     queue,
     directory,
     usage: new EmbeddedUsageMeter(storage),
-    endpointLimiter: rateLimitEndpointPerMin > 0 ? new MemoryRateLimiter(rateLimitEndpointPerMin, 60_000, rateLimitBlockMs) : null,
-    ipLimiter: rateLimitIpPerMin > 0 ? new MemoryRateLimiter(rateLimitIpPerMin, 60_000, rateLimitBlockMs) : null,
+    endpointLimiter:
+      rateLimitEndpointPerMin > 0
+        ? new MemoryRateLimiter(rateLimitEndpointPerMin, 60_000, rateLimitBlockMs)
+        : null,
+    ipLimiter:
+      rateLimitIpPerMin > 0 ? new MemoryRateLimiter(rateLimitIpPerMin, 60_000, rateLimitBlockMs) : null,
   });
   const delivery = createDeliveryService({
     storage,

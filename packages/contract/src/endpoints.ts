@@ -15,7 +15,10 @@ export const targetUrlSchema = z
 
 export const signingSecretSchema = z
   .string()
-  .regex(/^whsec_[A-Za-z0-9+/=_-]{16,128}$/, "must look like whsec_ followed by 16 to 128 URL-safe characters");
+  .regex(
+    /^whsec_[A-Za-z0-9+/=_-]{16,128}$/,
+    "must look like whsec_ followed by 16 to 128 URL-safe characters",
+  );
 
 export const createEndpointBody = z.strictObject({
   name: z.string().trim().min(1).max(100),

@@ -3,13 +3,19 @@ import { z } from "zod";
 export const logStatuses = ["queued", "delivering", "retrying", "delivered", "failed"] as const;
 export type LogStatusName = (typeof logStatuses)[number];
 
-const isoOrEpoch = z.union([z.coerce.number().int().nonnegative(), z.iso.datetime({ offset: true }).transform((value) => Date.parse(value))]);
+const isoOrEpoch = z.union([
+  z.coerce.number().int().nonnegative(),
+  z.iso.datetime({ offset: true }).transform((value) => Date.parse(value)),
+]);
 
 export const listLogsQuery = z.strictObject({
   endpointId: z.string().max(100).optional(),
   status: z.enum(logStatuses).optional(),
   source: z.string().max(50).optional(),
-  test: z.enum(["true", "false"]).transform((value) => value === "true").optional(),
+  test: z
+    .enum(["true", "false"])
+    .transform((value) => value === "true")
+    .optional(),
   /** Inclusive lower bound on creation time: ISO-8601 or epoch milliseconds. */
   from: isoOrEpoch.optional(),
   /** Exclusive upper bound on creation time. */

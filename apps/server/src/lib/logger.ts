@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 export type { Logger } from "pino";
 
@@ -7,7 +7,13 @@ export function createLogger(level: string): Logger {
     level,
     // Credentials never reach the logs, whichever object carries them.
     redact: {
-      paths: ["req.headers.authorization", "req.headers.cookie", "headers.authorization", "*.apiKey", "*.password"],
+      paths: [
+        "req.headers.authorization",
+        "req.headers.cookie",
+        "headers.authorization",
+        "*.apiKey",
+        "*.password",
+      ],
       censor: "[redacted]",
     },
   });

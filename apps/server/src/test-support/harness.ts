@@ -42,7 +42,13 @@ export async function createHarness(options: HarnessOptions = {}) {
     groupConcurrency: config.delivery.endpointConcurrency,
     leaseMs: 60_000,
   });
-  const deps = await createDeps(config, { clock, logger, storage, queue, random: options.random ?? (() => 0.5) });
+  const deps = await createDeps(config, {
+    clock,
+    logger,
+    storage,
+    queue,
+    random: options.random ?? (() => 0.5),
+  });
   const services = createServices(deps);
   const app = await buildApp(deps, services);
 
@@ -58,12 +64,17 @@ export async function createHarness(options: HarnessOptions = {}) {
     async createUser(plan: Plan = "free", email = `user-${Math.random().toString(36).slice(2)}@example.com`) {
       const result = await services.users.createUser({ email, plan });
       if (result.outcome !== "created") throw new Error("user exists");
-      return { userId: result.user.id, apiKey: result.apiKey, headers: { authorization: `Bearer ${result.apiKey}` } };
+      return {
+        userId: result.user.id,
+        apiKey: result.apiKey,
+        headers: { authorization: `Bearer ${result.apiKey}` },
+      };
     },
 
     async createEndpoint(headers: Record<string, string>, body: Record<string, unknown>) {
       const response = await app.inject({ method: "POST", url: "/api/v1/endpoints", headers, payload: body });
-      if (response.statusCode !== 201) throw new Error(`create endpoint failed: ${response.statusCode} ${response.body}`);
+      if (response.statusCode !== 201)
+        throw new Error(`create endpoint failed: ${response.statusCode} ${response.body}`);
       return response.json<{ id: string; slug: string; signingSecret: string | null; ingestUrl: string }>();
     },
 

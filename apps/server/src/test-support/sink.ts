@@ -16,13 +16,22 @@ export interface SinkReply {
 }
 
 /** A real HTTP target on loopback that records what it receives and answers as told. */
-export async function startSink(reply: (request: ReceivedRequest, index: number) => SinkReply = () => ({ status: 200, body: "ok" }), host = "127.0.0.1") {
+export async function startSink(
+  reply: (request: ReceivedRequest, index: number) => SinkReply = () => ({ status: 200, body: "ok" }),
+  host = "127.0.0.1",
+) {
   const received: ReceivedRequest[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
-      const request = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks), atMs: Date.now() };
+      const request = {
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+        atMs: Date.now(),
+      };
       const index = received.push(request) - 1;
       const answer = reply(request, index);
       res.writeHead(answer.status, answer.headers);

@@ -24,24 +24,44 @@ const CACHE_TTL_MS = 30_000;
 
 export function createApiKeyService({ storage, clock, newId }: ApiKeyServiceDeps) {
   const { db } = storage;
-  const cache = new Map<string, { userId: string; keyId: string; expiresAt: number; lastUsedWrite: number }>();
+  const cache = new Map<
+    string,
+    { userId: string; keyId: string; expiresAt: number; lastUsedWrite: number }
+  >();
 
   return {
     async create(userId: string, name: string): Promise<{ key: string; view: ApiKeyView }> {
       const key = newApiKey();
       const now = clock.now();
-      const row = { id: newId("key"), user_id: userId, name, key_hash: sha256Hex(key), hint: key.slice(-8), created_at: now, last_used_at: null };
+      const row = {
+        id: newId("key"),
+        user_id: userId,
+        name,
+        key_hash: sha256Hex(key),
+        hint: key.slice(-8),
+        created_at: now,
+        last_used_at: null,
+      };
       await db.insertInto("api_keys").values(row).execute();
       return { key, view: toView(row) };
     },
 
     async list(userId: string): Promise<ApiKeyView[]> {
-      const rows = await db.selectFrom("api_keys").selectAll().where("user_id", "=", userId).orderBy("id", "desc").execute();
+      const rows = await db
+        .selectFrom("api_keys")
+        .selectAll()
+        .where("user_id", "=", userId)
+        .orderBy("id", "desc")
+        .execute();
       return rows.map(toView);
     },
 
     async revoke(userId: string, keyId: string): Promise<boolean> {
-      const result = await db.deleteFrom("api_keys").where("user_id", "=", userId).where("id", "=", keyId).executeTakeFirst();
+      const result = await db
+        .deleteFrom("api_keys")
+        .where("user_id", "=", userId)
+        .where("id", "=", keyId)
+        .executeTakeFirst();
       for (const [hash, entry] of cache) if (entry.keyId === keyId) cache.delete(hash);
       return Number(result.numDeletedRows) > 0;
     },
@@ -53,12 +73,21 @@ export function createApiKeyService({ storage, clock, newId }: ApiKeyServiceDeps
       const now = clock.now();
       let entry = cache.get(hash);
       if (!entry || entry.expiresAt <= now) {
-        const row = await db.selectFrom("api_keys").select(["id", "user_id"]).where("key_hash", "=", hash).executeTakeFirst();
+        const row = await db
+          .selectFrom("api_keys")
+          .select(["id", "user_id"])
+          .where("key_hash", "=", hash)
+          .executeTakeFirst();
         if (!row) {
           cache.delete(hash);
           return null;
         }
-        entry = { userId: row.user_id, keyId: row.id, expiresAt: now + CACHE_TTL_MS, lastUsedWrite: entry?.lastUsedWrite ?? 0 };
+        entry = {
+          userId: row.user_id,
+          keyId: row.id,
+          expiresAt: now + CACHE_TTL_MS,
+          lastUsedWrite: entry?.lastUsedWrite ?? 0,
+        };
         cache.set(hash, entry);
       }
       if (now - entry.lastUsedWrite >= LAST_USED_RESOLUTION_MS) {
@@ -70,7 +99,13 @@ export function createApiKeyService({ storage, clock, newId }: ApiKeyServiceDeps
   };
 }
 
-function toView(row: { id: string; name: string; hint: string; created_at: number; last_used_at: number | null }): ApiKeyView {
+function toView(row: {
+  id: string;
+  name: string;
+  hint: string;
+  created_at: number;
+  last_used_at: number | null;
+}): ApiKeyView {
   return {
     id: row.id,
     name: row.name,

@@ -13,7 +13,12 @@ afterEach(async () => {
 });
 
 const stripeBody = Buffer.from(
-  JSON.stringify({ id: "evt_1", object: "event", type: "checkout.session.completed", data: { object: { amount_total: 4200, customer_email: "a@b.c" } } }),
+  JSON.stringify({
+    id: "evt_1",
+    object: "event",
+    type: "checkout.session.completed",
+    data: { object: { amount_total: 4200, customer_email: "a@b.c" } },
+  }),
 );
 
 async function logDetail(headers: Record<string, string>, id: string) {
@@ -30,7 +35,10 @@ describe("ingest → store → queue → signed forward", () => {
 
   it("forwards a Stripe webhook byte-identical, with filtered headers and a valid signature", async () => {
     const user = await h.createUser("free");
-    const endpoint = await h.createEndpoint(user.headers, { name: "stripe-prod", targetUrl: `${sink.url}/hooks?from=mitte` });
+    const endpoint = await h.createEndpoint(user.headers, {
+      name: "stripe-prod",
+      targetUrl: `${sink.url}/hooks?from=mitte`,
+    });
     expect(endpoint.signingSecret).toMatch(/^whsec_/);
 
     const providerHeaders = {
@@ -80,20 +88,46 @@ describe("ingest → store → queue → signed forward", () => {
     expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
     const nowSeconds = Math.floor(h.clock.now() / 1000);
     expect(verifyWebhookSignature(endpoint.signingSecret!, signature, received.body, nowSeconds)).toBe(true);
-    expect(verifyWebhookSignature("whsec_wrongwrongwrongwrong", signature, received.body, nowSeconds)).toBe(false);
+    expect(verifyWebhookSignature("whsec_wrongwrongwrongwrong", signature, received.body, nowSeconds)).toBe(
+      false,
+    );
 
     const log = await logDetail(user.headers, id);
-    expect(log).toMatchObject({ status: "delivered", attempts: 1, source: "stripe", responseStatus: 200, test: false });
-    expect(log.requestBody).toEqual({ encoding: "utf8", data: stripeBody.toString(), size: stripeBody.length });
+    expect(log).toMatchObject({
+      status: "delivered",
+      attempts: 1,
+      source: "stripe",
+      responseStatus: 200,
+      test: false,
+    });
+    expect(log.requestBody).toEqual({
+      encoding: "utf8",
+      data: stripeBody.toString(),
+      size: stripeBody.length,
+    });
     expect(log.attemptDetails).toHaveLength(1);
-    expect(log.attemptDetails[0]).toMatchObject({ attempt: 1, outcome: "success", responseStatus: 200, responseBody: { data: "ok" } });
+    expect(log.attemptDetails[0]).toMatchObject({
+      attempt: 1,
+      outcome: "success",
+      responseStatus: 200,
+      responseBody: { data: "ok" },
+    });
   });
 
   it("stores and forwards non-UTF-8 bytes and an empty body exactly", async () => {
     const user = await h.createUser();
-    const endpoint = await h.createEndpoint(user.headers, { name: "bin", targetUrl: sink.url, signingSecret: null });
+    const endpoint = await h.createEndpoint(user.headers, {
+      name: "bin",
+      targetUrl: sink.url,
+      signingSecret: null,
+    });
     const bytes = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x41]);
-    const a = await h.app.inject({ method: "PUT", url: `/api/v1/h/${endpoint.slug}`, headers: { "content-type": "application/octet-stream" }, payload: bytes });
+    const a = await h.app.inject({
+      method: "PUT",
+      url: `/api/v1/h/${endpoint.slug}`,
+      headers: { "content-type": "application/octet-stream" },
+      payload: bytes,
+    });
     const b = await h.app.inject({ method: "PATCH", url: `/api/v1/h/${endpoint.slug}` });
     expect([a.statusCode, b.statusCode]).toEqual([202, 202]);
     await h.runDeliveries();
@@ -112,15 +146,24 @@ describe("retries follow the plan", () => {
   });
 
   it("Pro: fails twice, then succeeds on attempt 3 after 5 s and 10 s", async () => {
-    sink = await startSink((_request, index) => (index < 2 ? { status: 503, body: "down" } : { status: 200 }));
+    sink = await startSink((_request, index) =>
+      index < 2 ? { status: 503, body: "down" } : { status: 200 },
+    );
     const user = await h.createUser("pro");
     const endpoint = await h.createEndpoint(user.headers, { name: "pro", targetUrl: sink.url });
-    const { id } = (await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: { n: 1 } })).json();
+    const { id } = (
+      await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: { n: 1 } })
+    ).json();
     const t0 = h.clock.now();
 
     expect(await h.runDeliveries()).toBe(1);
     let log = await logDetail(user.headers, id);
-    expect(log).toMatchObject({ status: "retrying", attempts: 1, responseStatus: 503, errorKind: "http_status" });
+    expect(log).toMatchObject({
+      status: "retrying",
+      attempts: 1,
+      responseStatus: 503,
+      errorKind: "http_status",
+    });
     expect(Date.parse(log.nextAttemptAt)).toBe(t0 + 5_000);
 
     h.clock.advance(4_999);
@@ -137,7 +180,9 @@ describe("retries follow the plan", () => {
     expect(await h.runDeliveries()).toBe(1);
     log = await logDetail(user.headers, id);
     expect(log).toMatchObject({ status: "delivered", attempts: 3, responseStatus: 200, nextAttemptAt: null });
-    expect(log.attemptDetails.map((a: { attempt: number; outcome: string }) => [a.attempt, a.outcome])).toEqual([
+    expect(
+      log.attemptDetails.map((a: { attempt: number; outcome: string }) => [a.attempt, a.outcome]),
+    ).toEqual([
       [1, "failure"],
       [2, "failure"],
       [3, "success"],
@@ -154,7 +199,9 @@ describe("retries follow the plan", () => {
     sink = await startSink(() => ({ status: 500 }));
     const user = await h.createUser("pro");
     const endpoint = await h.createEndpoint(user.headers, { name: "pro", targetUrl: sink.url });
-    const { id } = (await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })).json();
+    const { id } = (
+      await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
+    ).json();
     const t0 = h.clock.now();
     for (const delay of [0, 5_000, 10_000, 20_000, 40_000]) {
       h.clock.advance(delay);
@@ -164,7 +211,9 @@ describe("retries follow the plan", () => {
     expect(await h.runDeliveries()).toBe(0);
     const log = await logDetail(user.headers, id);
     expect(log).toMatchObject({ status: "failed", attempts: 5, maxAttempts: 5 });
-    expect(log.attemptDetails.map((a: { startedAt: string }) => Date.parse(a.startedAt) - t0)).toEqual([0, 5_000, 15_000, 35_000, 75_000]);
+    expect(log.attemptDetails.map((a: { startedAt: string }) => Date.parse(a.startedAt) - t0)).toEqual([
+      0, 5_000, 15_000, 35_000, 75_000,
+    ]);
     expect(await h.queue.depth()).toBe(0);
   });
 
@@ -172,12 +221,18 @@ describe("retries follow the plan", () => {
     sink = await startSink(() => ({ status: 500 }));
     const user = await h.createUser("free");
     const endpoint = await h.createEndpoint(user.headers, { name: "free", targetUrl: sink.url });
-    const { id } = (await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })).json();
+    const { id } = (
+      await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
+    ).json();
     await h.runDeliveries();
     h.clock.advance(3_600_000);
     expect(await h.runDeliveries()).toBe(0);
     expect(sink.received).toHaveLength(1);
-    expect(await logDetail(user.headers, id)).toMatchObject({ status: "failed", attempts: 1, maxAttempts: 1 });
+    expect(await logDetail(user.headers, id)).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      maxAttempts: 1,
+    });
   });
 
   it("honours a 429 Retry-After longer than the backoff, and does not retry a 410", async () => {
@@ -185,14 +240,21 @@ describe("retries follow the plan", () => {
       request.url.includes("gone") ? { status: 410 } : { status: 429, headers: { "retry-after": "120" } },
     );
     const user = await h.createUser("pro");
-    const limited = await h.createEndpoint(user.headers, { name: "limited", targetUrl: `${sink.url}/limited` });
+    const limited = await h.createEndpoint(user.headers, {
+      name: "limited",
+      targetUrl: `${sink.url}/limited`,
+    });
     const gone = await h.createEndpoint(user.headers, { name: "gone", targetUrl: `${sink.url}/gone` });
     const a = (await h.app.inject({ method: "POST", url: `/api/v1/h/${limited.slug}`, payload: {} })).json();
     const b = (await h.app.inject({ method: "POST", url: `/api/v1/h/${gone.slug}`, payload: {} })).json();
     await h.runDeliveries();
     const la = await logDetail(user.headers, a.id);
     expect(Date.parse(la.nextAttemptAt) - h.clock.now()).toBe(120_000);
-    expect(await logDetail(user.headers, b.id)).toMatchObject({ status: "failed", attempts: 1, responseStatus: 410 });
+    expect(await logDetail(user.headers, b.id)).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      responseStatus: 410,
+    });
   });
 
   it("test webhooks: x-mitte-test header, test flag, one attempt even on Pro", async () => {
@@ -206,14 +268,20 @@ describe("retries follow the plan", () => {
       payload: { payload: { hello: "world" } },
     });
     expect(sent.statusCode).toBe(202);
-    const defaulted = await h.app.inject({ method: "POST", url: `/api/v1/endpoints/${endpoint.id}/test`, headers: user.headers });
+    const defaulted = await h.app.inject({
+      method: "POST",
+      url: `/api/v1/endpoints/${endpoint.id}/test`,
+      headers: user.headers,
+    });
     expect(defaulted.statusCode).toBe(202);
     await h.runDeliveries();
     h.clock.advance(60_000);
     expect(await h.runDeliveries()).toBe(0);
     expect(sink.received).toHaveLength(2);
     expect(sink.received.every((r) => r.headers["x-mitte-test"] === "true")).toBe(true);
-    expect(sink.received.map((r) => JSON.parse(r.body.toString())).find((b) => b.hello)).toEqual({ hello: "world" });
+    expect(sink.received.map((r) => JSON.parse(r.body.toString())).find((b) => b.hello)).toEqual({
+      hello: "world",
+    });
     const log = await logDetail(user.headers, sent.json().id);
     expect(log).toMatchObject({ test: true, status: "failed", attempts: 1, maxAttempts: 1 });
   });
@@ -225,7 +293,9 @@ describe("SSRF guard in delivery", () => {
     sink = await startSink();
     const user = await h.createUser("pro");
     const endpoint = await h.createEndpoint(user.headers, { name: "evil", targetUrl: sink.url });
-    const { id } = (await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })).json();
+    const { id } = (
+      await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
+    ).json();
     await h.runDeliveries();
     expect(sink.received).toHaveLength(0);
     const log = await logDetail(user.headers, id);

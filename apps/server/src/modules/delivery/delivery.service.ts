@@ -59,14 +59,32 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
         errorMessage: result.status < 400 ? null : `target answered HTTP ${result.status}`,
       };
     }
-    return { success: false, retryable: result.retryable, responseStatus: null, errorKind: result.errorKind, errorMessage: result.message };
+    return {
+      success: false,
+      retryable: result.retryable,
+      responseStatus: null,
+      errorKind: result.errorKind,
+      errorMessage: result.message,
+    };
   }
 
   /** Delivers one attempt of one webhook; the queue calls this with the log id. */
   async function deliver(job: { logId: string }): Promise<JobOutcome> {
     const log = await storage.db
       .selectFrom("webhook_logs")
-      .select(["id", "user_id", "endpoint_id", "method", "query", "request_headers", "request_body", "is_test", "status", "attempt_count", "max_attempts"])
+      .select([
+        "id",
+        "user_id",
+        "endpoint_id",
+        "method",
+        "query",
+        "request_headers",
+        "request_body",
+        "is_test",
+        "status",
+        "attempt_count",
+        "max_attempts",
+      ])
       .where("id", "=", job.logId)
       .executeTakeFirst();
     // Gone (retention, endpoint deleted) or already finished by an earlier run of this job: nothing to do.
@@ -88,7 +106,11 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
     headers["x-mitte-delivery-id"] = log.id;
     if (log.is_test === 1) headers["x-mitte-test"] = "true";
     if (endpoint.signingSecret) {
-      headers["x-mitte-signature"] = signWebhook(endpoint.signingSecret, Math.floor(startedAt / 1000), log.request_body);
+      headers["x-mitte-signature"] = signWebhook(
+        endpoint.signingSecret,
+        Math.floor(startedAt / 1000),
+        log.request_body,
+      );
     }
     const url = targetUrlWithQuery(endpoint.targetUrl, log.query);
     const result = await outbound.send({
@@ -105,7 +127,8 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
     let status: DeliveryOutcomeEvent["status"] = outcome.success ? "delivered" : "failed";
     let nextAttemptAt: number | null = null;
     if (!outcome.success && outcome.retryable && attemptNumber < log.max_attempts) {
-      const retryAfter = result.kind === "response" ? parseRetryAfterMs(result.headers["retry-after"], finishedAt) : null;
+      const retryAfter =
+        result.kind === "response" ? parseRetryAfterMs(result.headers["retry-after"], finishedAt) : null;
       status = "retrying";
       nextAttemptAt = finishedAt + nextAttemptDelayMs(attemptNumber, deps.random(), retryAfter);
     }

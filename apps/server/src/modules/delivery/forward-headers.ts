@@ -24,11 +24,19 @@ export const EXCLUDED_HEADERS: ReadonlySet<string> = new Set([
 const SET_BY_CLIENT = new Set(["content-length"]);
 
 /** Original headers minus the excluded ones; Mitte's own `x-mitte-*` headers cannot be spoofed by a sender. */
-export function forwardableHeaders(received: Record<string, string | string[] | undefined>): Record<string, string> {
+export function forwardableHeaders(
+  received: Record<string, string | string[] | undefined>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(received)) {
     const lower = name.toLowerCase();
-    if (value === undefined || EXCLUDED_HEADERS.has(lower) || SET_BY_CLIENT.has(lower) || lower.startsWith("x-mitte-")) continue;
+    if (
+      value === undefined ||
+      EXCLUDED_HEADERS.has(lower) ||
+      SET_BY_CLIENT.has(lower) ||
+      lower.startsWith("x-mitte-")
+    )
+      continue;
     out[lower] = Array.isArray(value) ? value.join(", ") : value;
   }
   return out;

@@ -18,13 +18,22 @@ export function backoffDelayMs(failedAttempt: number, random: number): number {
 export function parseRetryAfterMs(value: string | undefined, nowMs: number): number | null {
   if (!value) return null;
   const trimmed = value.trim();
-  const ms = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : Date.parse(trimmed) - nowMs;
+  // Delay-seconds, or an HTTP date (which always names a weekday or month, so it has letters).
+  const ms = /^\d+$/.test(trimmed)
+    ? Number(trimmed) * 1000
+    : /[a-z]/i.test(trimmed)
+      ? Date.parse(trimmed) - nowMs
+      : Number.NaN;
   if (!Number.isFinite(ms) || ms < 0) return null;
   return Math.min(ms, MAX_RETRY_AFTER_MS);
 }
 
 /** The later of the backoff and the target's own Retry-After. */
-export function nextAttemptDelayMs(failedAttempt: number, random: number, retryAfterMs: number | null): number {
+export function nextAttemptDelayMs(
+  failedAttempt: number,
+  random: number,
+  retryAfterMs: number | null,
+): number {
   const backoff = backoffDelayMs(failedAttempt, random);
   return retryAfterMs === null ? backoff : Math.max(backoff, retryAfterMs);
 }

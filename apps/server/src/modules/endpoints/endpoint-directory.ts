@@ -106,7 +106,8 @@ export class EndpointDirectory {
       slug: row.slug,
       name: row.name,
       targetUrl: row.target_url,
-      signingSecret: row.signing_secret_sealed === null ? null : this.options.secretBox.open(row.signing_secret_sealed),
+      signingSecret:
+        row.signing_secret_sealed === null ? null : this.options.secretBox.open(row.signing_secret_sealed),
       paused: row.is_paused === 1,
       owner: { plan: row.plan, trial_ends_at: row.trial_ends_at },
     };

@@ -2,8 +2,8 @@ import { createEndpointBody, listQuery, sendTestBody, updateEndpointBody } from 
 import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors.js";
 import type { IngestService } from "../ingest/ingest.service.js";
-import type { EndpointDirectory } from "./endpoint-directory.js";
 import type { EndpointService } from "./endpoint.service.js";
+import type { EndpointDirectory } from "./endpoint-directory.js";
 
 export interface EndpointRoutesOptions {
   endpoints: EndpointService;
@@ -21,7 +21,10 @@ const DEFAULT_TEST_PAYLOAD = {
   data: { example: true },
 };
 
-export async function endpointRoutes(app: FastifyInstance, { endpoints, directory, ingest }: EndpointRoutesOptions): Promise<void> {
+export async function endpointRoutes(
+  app: FastifyInstance,
+  { endpoints, directory, ingest }: EndpointRoutesOptions,
+): Promise<void> {
   app.post("/api/v1/endpoints", async (request, reply) => {
     const result = await endpoints.create(request.userId, createEndpointBody.parse(request.body));
     switch (result.outcome) {
@@ -34,7 +37,9 @@ export async function endpointRoutes(app: FastifyInstance, { endpoints, director
     }
   });
 
-  app.get("/api/v1/endpoints", async (request) => endpoints.list(request.userId, listQuery.parse(request.query)));
+  app.get("/api/v1/endpoints", async (request) =>
+    endpoints.list(request.userId, listQuery.parse(request.query)),
+  );
 
   app.get<IdParams>("/api/v1/endpoints/:id", async (request) => {
     return (await endpoints.get(request.userId, request.params.id)) ?? Promise.reject(notFound());

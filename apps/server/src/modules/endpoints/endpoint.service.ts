@@ -40,12 +40,19 @@ export function createEndpointService(deps: EndpointServiceDeps) {
       createdAt: new Date(row.created_at).toISOString(),
       updatedAt: new Date(row.updated_at).toISOString(),
     };
-    if (withSecret) view.signingSecret = row.signing_secret_sealed === null ? null : secretBox.open(row.signing_secret_sealed);
+    if (withSecret)
+      view.signingSecret =
+        row.signing_secret_sealed === null ? null : secretBox.open(row.signing_secret_sealed);
     return view;
   }
 
   async function findOwned(userId: string, id: string): Promise<EndpointRow | undefined> {
-    return db.selectFrom("endpoints").selectAll().where("user_id", "=", userId).where("id", "=", id).executeTakeFirst();
+    return db
+      .selectFrom("endpoints")
+      .selectAll()
+      .where("user_id", "=", userId)
+      .where("id", "=", id)
+      .executeTakeFirst();
   }
 
   /** Logs left `queued` while the endpoint was paused get their jobs back. */
@@ -63,7 +70,11 @@ export function createEndpointService(deps: EndpointServiceDeps) {
 
   return {
     async create(userId: string, input: CreateEndpointBody): Promise<CreateEndpointResult> {
-      const owner = await db.selectFrom("users").select(["plan", "trial_ends_at"]).where("id", "=", userId).executeTakeFirstOrThrow();
+      const owner = await db
+        .selectFrom("users")
+        .select(["plan", "trial_ends_at"])
+        .where("id", "=", userId)
+        .executeTakeFirstOrThrow();
       const limit = limitsFor(owner, clock.now()).maxEndpoints;
       const count = await db
         .selectFrom("endpoints")
@@ -89,10 +100,16 @@ export function createEndpointService(deps: EndpointServiceDeps) {
       return { outcome: "created", endpoint: toView(row, true) };
     },
 
-    async list(userId: string, page: { cursor?: string | undefined; limit: number }): Promise<Page<EndpointView>> {
+    async list(
+      userId: string,
+      page: { cursor?: string | undefined; limit: number },
+    ): Promise<Page<EndpointView>> {
       let query = db.selectFrom("endpoints").selectAll().where("user_id", "=", userId);
       if (page.cursor) query = query.where("id", "<", page.cursor);
-      const rows = await query.orderBy("id", "desc").limit(page.limit + 1).execute();
+      const rows = await query
+        .orderBy("id", "desc")
+        .limit(page.limit + 1)
+        .execute();
       const data = rows.slice(0, page.limit).map((row) => toView(row, false));
       return { data, nextCursor: rows.length > page.limit ? (data.at(-1)?.id ?? null) : null };
     },
@@ -118,7 +135,12 @@ export function createEndpointService(deps: EndpointServiceDeps) {
               : secretBox.seal(patch.signingSecret),
         updated_at: clock.now(),
       };
-      await db.updateTable("endpoints").set(updated).where("id", "=", id).where("user_id", "=", userId).execute();
+      await db
+        .updateTable("endpoints")
+        .set(updated)
+        .where("id", "=", id)
+        .where("user_id", "=", userId)
+        .execute();
       directory.invalidate(row);
       if (row.is_paused === 1 && updated.is_paused === 0) await requeueWaiting(id);
       return toView(updated, true);
@@ -127,7 +149,11 @@ export function createEndpointService(deps: EndpointServiceDeps) {
     async rotateSecret(userId: string, id: string): Promise<EndpointView | null> {
       const row = await findOwned(userId, id);
       if (!row) return null;
-      const updated = { ...row, signing_secret_sealed: secretBox.seal(newSigningSecret()), updated_at: clock.now() };
+      const updated = {
+        ...row,
+        signing_secret_sealed: secretBox.seal(newSigningSecret()),
+        updated_at: clock.now(),
+      };
       await db
         .updateTable("endpoints")
         .set({ signing_secret_sealed: updated.signing_secret_sealed, updated_at: updated.updated_at })

@@ -24,10 +24,15 @@ function setRateLimitHeaders(reply: FastifyReply, decision: RateLimitDecision | 
 }
 
 /** `POST|PUT|PATCH /api/v1/h/:slug`: the public ingest URL providers send webhooks to. */
-export async function ingestRoutes(app: FastifyInstance, { ingest, maxPayloadBytes }: IngestRoutesOptions): Promise<void> {
+export async function ingestRoutes(
+  app: FastifyInstance,
+  { ingest, maxPayloadBytes }: IngestRoutesOptions,
+): Promise<void> {
   // Bodies are opaque bytes, whatever the content type: stored and forwarded exactly as received.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: maxPayloadBytes }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: maxPayloadBytes }, (_request, body, done) =>
+    done(null, body),
+  );
   app.decorateRequest("admission", null);
 
   app.route<{ Params: { slug: string } }>({
@@ -71,7 +76,9 @@ export async function ingestRoutes(app: FastifyInstance, { ingest, maxPayloadByt
           return reply.code(202).send({ id: outcome.logId, status: "queued" });
         case "quota_exceeded":
           reply.header("retry-after", outcome.retryAfterSeconds);
-          return reply.code(429).send(errorBody("quota_exceeded", "Monthly request quota exceeded for this account."));
+          return reply
+            .code(429)
+            .send(errorBody("quota_exceeded", "Monthly request quota exceeded for this account."));
         default:
           return outcome satisfies never;
       }

@@ -8,7 +8,7 @@ import type { NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory, EndpointSnapshot } from "../endpoints/endpoint-directory.js";
 import { limitsFor, maxAttemptsFor, nextPeriodStartMs, usagePeriod } from "../plans/plan-limits.js";
-import { type RateLimitDecision, type RateLimiter, moreRestrictive } from "./rate-limiter.js";
+import { moreRestrictive, type RateLimitDecision, type RateLimiter } from "./rate-limiter.js";
 import { detectSource } from "./source-detection.js";
 import type { UsageMeter } from "./usage-meter.js";
 
@@ -32,7 +32,9 @@ export type AdmitOutcome =
   | { outcome: "rate_limited"; decision: RateLimitDecision }
   | { outcome: "quota_exceeded"; retryAfterSeconds: number };
 
-export type AcceptOutcome = { outcome: "accepted"; logId: string } | { outcome: "quota_exceeded"; retryAfterSeconds: number };
+export type AcceptOutcome =
+  | { outcome: "accepted"; logId: string }
+  | { outcome: "quota_exceeded"; retryAfterSeconds: number };
 
 export interface IncomingWebhook {
   method: string;
@@ -71,7 +73,9 @@ export function createIngestService(deps: IngestServiceDeps) {
           .insertInto("usage_counters")
           .values({ user_id: userId, period, request_count: count })
           .onConflict((oc) =>
-            oc.columns(["user_id", "period"]).doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
+            oc
+              .columns(["user_id", "period"])
+              .doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
           )
           .execute();
       }
@@ -107,7 +111,11 @@ export function createIngestService(deps: IngestServiceDeps) {
      * Stores the webhook and its delivery job in one transaction, batched with concurrent requests.
      * Resolves only after the commit: a caller that answers 202 after this can never lose the webhook.
      */
-    async accept(endpoint: EndpointSnapshot, webhook: IncomingWebhook, options: { isTest?: boolean } = {}): Promise<AcceptOutcome> {
+    async accept(
+      endpoint: EndpointSnapshot,
+      webhook: IncomingWebhook,
+      options: { isTest?: boolean } = {},
+    ): Promise<AcceptOutcome> {
       const now = clock.now();
       const isTest = options.isTest ?? false;
       const limits = limitsFor(endpoint.owner, now);

@@ -60,24 +60,39 @@ export class MemoryRateLimiter implements RateLimiter {
       return this.#refuse(resetSeconds, Math.ceil(this.blockMs / 1000));
     }
     state.current += 1;
-    return { allowed: true, limit: this.limit, remaining: Math.max(0, Math.floor(this.limit - estimate - 1)), resetSeconds };
+    return {
+      allowed: true,
+      limit: this.limit,
+      remaining: Math.max(0, Math.floor(this.limit - estimate - 1)),
+      resetSeconds,
+    };
   }
 
   #refuse(resetSeconds: number, retryAfterSeconds: number): RateLimitDecision {
-    return { allowed: false, limit: this.limit, remaining: 0, resetSeconds, retryAfterSeconds: Math.max(1, retryAfterSeconds) };
+    return {
+      allowed: false,
+      limit: this.limit,
+      remaining: 0,
+      resetSeconds,
+      retryAfterSeconds: Math.max(1, retryAfterSeconds),
+    };
   }
 
   /** Forget keys idle for two windows and not blocked, so memory follows active callers only. */
   #sweep(nowMs: number): void {
     this.#hitsSinceSweep = 0;
     for (const [key, state] of this.#states) {
-      if (state.blockedUntil <= nowMs && nowMs - state.windowStart >= 2 * this.windowMs) this.#states.delete(key);
+      if (state.blockedUntil <= nowMs && nowMs - state.windowStart >= 2 * this.windowMs)
+        this.#states.delete(key);
     }
   }
 }
 
 /** Of two passing decisions, the one with fewer requests left fills the X-RateLimit-* headers. */
-export function moreRestrictive(a: RateLimitDecision | null, b: RateLimitDecision | null): RateLimitDecision | null {
+export function moreRestrictive(
+  a: RateLimitDecision | null,
+  b: RateLimitDecision | null,
+): RateLimitDecision | null {
   if (!a) return b;
   if (!b) return a;
   return b.remaining < a.remaining ? b : a;

@@ -56,8 +56,10 @@ function toAttempt(row: DeliveryAttemptRow): AttemptView {
     outcome: row.outcome,
     requestHeaders: JSON.parse(row.request_headers) as Record<string, string>,
     responseStatus: row.response_status,
-    responseHeaders: row.response_headers === null ? null : (JSON.parse(row.response_headers) as Record<string, string>),
-    responseBody: row.response_body === null ? null : toBodyView(row.response_body, row.response_truncated === 1),
+    responseHeaders:
+      row.response_headers === null ? null : (JSON.parse(row.response_headers) as Record<string, string>),
+    responseBody:
+      row.response_body === null ? null : toBodyView(row.response_body, row.response_truncated === 1),
     errorKind: row.error_kind,
     errorMessage: row.error_message,
   };
@@ -76,15 +78,29 @@ export function createLogService({ storage }: { storage: Storage }) {
       if (filter.from !== undefined) query = query.where("created_at", ">=", filter.from);
       if (filter.to !== undefined) query = query.where("created_at", "<", filter.to);
       if (filter.cursor) query = query.where("id", "<", filter.cursor);
-      const rows = await query.orderBy("id", "desc").limit(filter.limit + 1).execute();
+      const rows = await query
+        .orderBy("id", "desc")
+        .limit(filter.limit + 1)
+        .execute();
       const data = rows.slice(0, filter.limit).map(toSummary);
       return { data, nextCursor: rows.length > filter.limit ? (data.at(-1)?.id ?? null) : null };
     },
 
     async get(userId: string, id: string): Promise<LogDetailView | null> {
-      const row = await db.selectFrom("webhook_logs").selectAll().where("user_id", "=", userId).where("id", "=", id).executeTakeFirst();
+      const row = await db
+        .selectFrom("webhook_logs")
+        .selectAll()
+        .where("user_id", "=", userId)
+        .where("id", "=", id)
+        .executeTakeFirst();
       if (!row) return null;
-      const attempts = await db.selectFrom("delivery_attempts").selectAll().where("log_id", "=", id).orderBy("attempt").orderBy("started_at").execute();
+      const attempts = await db
+        .selectFrom("delivery_attempts")
+        .selectAll()
+        .where("log_id", "=", id)
+        .orderBy("attempt")
+        .orderBy("started_at")
+        .execute();
       return {
         ...toSummary(row),
         query: row.query,

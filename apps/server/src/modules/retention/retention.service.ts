@@ -26,7 +26,10 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
       const result = await db
         .deleteFrom("webhook_logs")
         .where("id", "in", (eb) => {
-          let candidates = eb.selectFrom("webhook_logs").select("webhook_logs.id").where("webhook_logs.created_at", "<", cutoffMs);
+          let candidates = eb
+            .selectFrom("webhook_logs")
+            .select("webhook_logs.id")
+            .where("webhook_logs.created_at", "<", cutoffMs);
           if (freeUsersOnly) {
             // Users on Free without a running trial; Pro and trialing users keep logs longer.
             candidates = candidates.where("webhook_logs.user_id", "in", (inner) =>
@@ -34,7 +37,9 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
                 .selectFrom("users")
                 .select("users.id")
                 .where("users.plan", "=", "free")
-                .where((w) => w.or([w("users.trial_ends_at", "is", null), w("users.trial_ends_at", "<=", nowMs)])),
+                .where((w) =>
+                  w.or([w("users.trial_ends_at", "is", null), w("users.trial_ends_at", "<=", nowMs)]),
+                ),
             );
           }
           return candidates.limit(batchSize);
@@ -57,7 +62,13 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
       await db
         .deleteFrom("queue_jobs")
         .where(({ not, exists, selectFrom }) =>
-          not(exists(selectFrom("webhook_logs").select(sql`1`.as("one")).whereRef("webhook_logs.id", "=", "queue_jobs.id"))),
+          not(
+            exists(
+              selectFrom("webhook_logs")
+                .select(sql`1`.as("one"))
+                .whereRef("webhook_logs.id", "=", "queue_jobs.id"),
+            ),
+          ),
         )
         .execute();
       if (deleted > 0) logger.info({ deleted }, "retention: deleted expired webhook logs");

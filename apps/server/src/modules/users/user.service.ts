@@ -22,7 +22,11 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
     /** Creates a user with a first API key (shown once). Used by the CLI and, later, sign-up. */
     async createUser(input: { email: string; name?: string; plan?: Plan }): Promise<CreateUserResult> {
       const email = input.email.trim().toLowerCase();
-      const existing = await db.selectFrom("users").select("id").where("email", "=", email).executeTakeFirst();
+      const existing = await db
+        .selectFrom("users")
+        .select("id")
+        .where("email", "=", email)
+        .executeTakeFirst();
       if (existing) return { outcome: "email_taken" };
       const now = clock.now();
       const user: UserRow = {

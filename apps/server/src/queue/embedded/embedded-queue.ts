@@ -182,7 +182,11 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       this.#start(job.id, job.group_key);
     }
     if (excess.length > 0) {
-      await this.#opts.db.updateTable("queue_jobs").set({ locked_until: 0 }).where("id", "in", excess).execute();
+      await this.#opts.db
+        .updateTable("queue_jobs")
+        .set({ locked_until: 0 })
+        .where("id", "in", excess)
+        .execute();
     }
     return claimed.length - excess.length;
   }
@@ -193,7 +197,10 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     const run = handler({ logId: id, endpointId: group })
       .catch((error: unknown): JobOutcome => {
         // A handler that throws hit an infrastructure fault; try again later rather than lose the job.
-        this.#opts.logger.error({ err: error, jobId: id }, "delivery job failed unexpectedly; retrying in 30 s");
+        this.#opts.logger.error(
+          { err: error, jobId: id },
+          "delivery job failed unexpectedly; retrying in 30 s",
+        );
         return { kind: "retry", runAtMs: this.#opts.clock.now() + 30_000 };
       })
       .then((outcome) => this.#acks.submit({ id, outcome }))
@@ -214,7 +221,10 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     const done = acks.filter((ack) => ack.outcome.kind === "done").map((ack) => ack.id);
     await this.#opts.db.transaction().execute(async (trx) => {
       for (let start = 0; start < done.length; start += 500) {
-        await trx.deleteFrom("queue_jobs").where("id", "in", done.slice(start, start + 500)).execute();
+        await trx
+          .deleteFrom("queue_jobs")
+          .where("id", "in", done.slice(start, start + 500))
+          .execute();
       }
       for (const ack of acks) {
         if (ack.outcome.kind !== "retry") continue;

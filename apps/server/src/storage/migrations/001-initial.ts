@@ -66,9 +66,21 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn("completed_at", "bigint")
     .execute();
   // Listing is newest-first by id (ids are time-sortable), always scoped to a user or an endpoint.
-  await db.schema.createIndex("webhook_logs_user_idx").on("webhook_logs").columns(["user_id", "id"]).execute();
-  await db.schema.createIndex("webhook_logs_endpoint_idx").on("webhook_logs").columns(["endpoint_id", "id"]).execute();
-  await db.schema.createIndex("webhook_logs_created_idx").on("webhook_logs").columns(["created_at"]).execute();
+  await db.schema
+    .createIndex("webhook_logs_user_idx")
+    .on("webhook_logs")
+    .columns(["user_id", "id"])
+    .execute();
+  await db.schema
+    .createIndex("webhook_logs_endpoint_idx")
+    .on("webhook_logs")
+    .columns(["endpoint_id", "id"])
+    .execute();
+  await db.schema
+    .createIndex("webhook_logs_created_idx")
+    .on("webhook_logs")
+    .columns(["created_at"])
+    .execute();
 
   await db.schema
     .createTable("delivery_attempts")
@@ -87,7 +99,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn("error_kind", "text")
     .addColumn("error_message", "text")
     .execute();
-  await db.schema.createIndex("delivery_attempts_log_idx").on("delivery_attempts").columns(["log_id", "attempt"]).execute();
+  await db.schema
+    .createIndex("delivery_attempts_log_idx")
+    .on("delivery_attempts")
+    .columns(["log_id", "attempt"])
+    .execute();
 
   await db.schema
     .createTable("queue_jobs")

@@ -1,0 +1,152 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createHarness, type Harness } from "../../test-support/harness.js";
+
+let h: Harness;
+beforeEach(async () => {
+  h = await createHarness();
+});
+afterEach(async () => h.close());
+
+describe("endpoints API", () => {
+  it("creates, lists, reads, updates, rotates and deletes", async () => {
+    const user = await h.createUser("free");
+    const created = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/endpoints",
+      headers: user.headers,
+      payload: { name: "stripe-prod", targetUrl: "https://example.com/hooks" },
+    });
+    expect(created.statusCode).toBe(201);
+    const endpoint = created.json();
+    expect(endpoint).toMatchObject({
+      name: "stripe-prod",
+      targetUrl: "https://example.com/hooks",
+      paused: false,
+      signed: true,
+    });
+    expect(endpoint.slug).toMatch(/^mt_[a-z0-9]{16}$/);
+    expect(endpoint.ingestUrl).toBe(`http://localhost:3000/api/v1/h/${endpoint.slug}`);
+    expect(endpoint.signingSecret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+
+    // The secret is encrypted at rest.
+    const stored = await h.db
+      .selectFrom("endpoints")
+      .select("signing_secret_sealed")
+      .executeTakeFirstOrThrow();
+    expect(stored.signing_secret_sealed).not.toContain(endpoint.signingSecret.slice(6));
+
+    const list = await h.app.inject({ method: "GET", url: "/api/v1/endpoints", headers: user.headers });
+    expect(list.json().data).toHaveLength(1);
+    expect(list.json().data[0].signingSecret).toBeUndefined();
+
+    const patched = await h.app.inject({
+      method: "PATCH",
+      url: `/api/v1/endpoints/${endpoint.id}`,
+      headers: user.headers,
+      payload: { name: "renamed", signingSecret: null },
+    });
+    expect(patched.json()).toMatchObject({ name: "renamed", signed: false, signingSecret: null });
+
+    const rotated = await h.app.inject({
+      method: "POST",
+      url: `/api/v1/endpoints/${endpoint.id}/rotate-secret`,
+      headers: user.headers,
+    });
+    expect(rotated.json().signingSecret).toMatch(/^whsec_/);
+    expect(rotated.json().signingSecret).not.toBe(endpoint.signingSecret);
+
+    const deleted = await h.app.inject({
+      method: "DELETE",
+      url: `/api/v1/endpoints/${endpoint.id}`,
+      headers: user.headers,
+    });
+    expect(deleted.statusCode).toBe(204);
+    const gone = await h.app.inject({
+      method: "GET",
+      url: `/api/v1/endpoints/${endpoint.id}`,
+      headers: user.headers,
+    });
+    expect(gone.statusCode).toBe(404);
+    const ingest = await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: "{}" });
+    expect(ingest.statusCode).toBe(404);
+  });
+
+  it("validates input with clear 400s", async () => {
+    const user = await h.createUser();
+    const cases: [unknown, string][] = [
+      [{ name: "x", targetUrl: "ftp://example.com" }, "targetUrl"],
+      [{ name: "x", targetUrl: "https://user:pw@example.com" }, "targetUrl"],
+      [{ name: "", targetUrl: "https://example.com" }, "name"],
+      [{ name: "x", targetUrl: "https://example.com", signingSecret: "short" }, "signingSecret"],
+      [{ name: "x", targetUrl: "https://example.com", extra: 1 }, ""],
+    ];
+    for (const [payload, path] of cases) {
+      const response = await h.app.inject({
+        method: "POST",
+        url: "/api/v1/endpoints",
+        headers: user.headers,
+        payload: payload as object,
+      });
+      expect(response.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(response.json().error.code).toBe("validation_failed");
+      expect(response.json().error.message).toContain(path);
+    }
+    const invalidJson = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/endpoints",
+      headers: { ...user.headers, "content-type": "application/json" },
+      payload: "{name:",
+    });
+    expect(invalidJson.statusCode).toBe(400);
+    expect(invalidJson.json()).toEqual({
+      error: { code: "invalid_json", message: "The request body is not valid JSON." },
+    });
+    const emptyPatch = await h.app.inject({
+      method: "PATCH",
+      url: "/api/v1/endpoints/ep_x",
+      headers: user.headers,
+      payload: {},
+    });
+    expect(emptyPatch.statusCode).toBe(400);
+  });
+
+  it("enforces the plan's endpoint limit (Free: 3)", async () => {
+    const user = await h.createUser("free");
+    for (let i = 0; i < 3; i++)
+      await h.createEndpoint(user.headers, { name: `e${i}`, targetUrl: "https://example.com" });
+    const fourth = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/endpoints",
+      headers: user.headers,
+      payload: { name: "e4", targetUrl: "https://example.com" },
+    });
+    expect(fourth.statusCode).toBe(403);
+    expect(fourth.json().error.code).toBe("plan_limit_reached");
+  });
+
+  it("paginates newest first with a cursor", async () => {
+    const user = await h.createUser("pro");
+    for (let i = 0; i < 5; i++)
+      await h.createEndpoint(user.headers, { name: `e${i}`, targetUrl: "https://example.com" });
+    const first = (
+      await h.app.inject({ method: "GET", url: "/api/v1/endpoints?limit=2", headers: user.headers })
+    ).json();
+    expect(first.data.map((e: { name: string }) => e.name)).toEqual(["e4", "e3"]);
+    const second = (
+      await h.app.inject({
+        method: "GET",
+        url: `/api/v1/endpoints?limit=2&cursor=${first.nextCursor}`,
+        headers: user.headers,
+      })
+    ).json();
+    expect(second.data.map((e: { name: string }) => e.name)).toEqual(["e2", "e1"]);
+    const third = (
+      await h.app.inject({
+        method: "GET",
+        url: `/api/v1/endpoints?limit=2&cursor=${second.nextCursor}`,
+        headers: user.headers,
+      })
+    ).json();
+    expect(third).toMatchObject({ data: [{ name: "e0" }], nextCursor: null });
+  });
+});

@@ -1,0 +1,63 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { createHarness, type Harness } from "../../test-support/harness.js";
+
+let h: Harness;
+afterEach(async () => h.close());
+
+const DAY = 24 * 60 * 60 * 1000;
+
+describe("log retention", () => {
+  it("deletes Free logs after 3 days and Pro logs after 14, in batches, with their attempts and jobs", async () => {
+    h = await createHarness();
+    const free = await h.createUser("free");
+    const pro = await h.createUser("pro");
+    const trial = await h.createUser("free");
+    await h.db
+      .updateTable("users")
+      .set({ trial_ends_at: h.clock.now() + 30 * DAY })
+      .where("id", "=", trial.userId)
+      .execute();
+    const slugs: Record<string, string> = {};
+    for (const [name, user] of Object.entries({ free, pro, trial })) {
+      slugs[name] = (await h.createEndpoint(user.headers, { name, targetUrl: "http://127.0.0.1:9/" })).slug;
+    }
+    const sendAll = async (count: number) => {
+      for (const slug of Object.values(slugs)) {
+        for (let i = 0; i < count; i++)
+          await h.app.inject({ method: "POST", url: `/api/v1/h/${slug}`, payload: { i } });
+      }
+      await h.services.ingest.flush();
+    };
+    await sendAll(3); // day 0
+    h.clock.advance(5 * DAY);
+    await sendAll(1); // day 5
+
+    const counts = async () => {
+      const rows = await h.db
+        .selectFrom("webhook_logs")
+        .innerJoin("users", "users.id", "webhook_logs.user_id")
+        .select(["users.id as user"])
+        .execute();
+      const by = (id: string) => rows.filter((row) => row.user === id).length;
+      return { free: by(free.userId), pro: by(pro.userId), trial: by(trial.userId) };
+    };
+    expect(await counts()).toEqual({ free: 4, pro: 4, trial: 4 });
+
+    const { createRetentionService } = await import("./retention.service.js");
+    const retention = createRetentionService({
+      storage: h.deps.storage,
+      clock: h.clock,
+      logger: h.deps.logger,
+      batchSize: 2,
+    });
+    expect(await retention.runOnce()).toEqual({ deleted: 3 });
+    expect(await counts()).toEqual({ free: 1, pro: 4, trial: 4 });
+
+    h.clock.advance(10 * DAY); // day 15: day-0 logs of Pro and trial users expire, day-5 ones stay
+    expect(await retention.runOnce()).toEqual({ deleted: 7 });
+    expect(await counts()).toEqual({ free: 0, pro: 1, trial: 1 });
+    expect(await h.queue.depth()).toBe(2);
+    const orphans = await h.db.selectFrom("delivery_attempts").selectAll().execute();
+    expect(orphans).toHaveLength(0);
+  });
+});

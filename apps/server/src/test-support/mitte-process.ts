@@ -1,0 +1,76 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const repoRoot = fileURLToPath(new URL("../../../../", import.meta.url));
+const cliEntry = fileURLToPath(new URL("../../../cli/src/main.ts", import.meta.url));
+/** Runs the CLI from TypeScript sources, so process tests need no build step. */
+const nodeArgs = ["--conditions=mitte-source", "--import", "tsx", cliEntry];
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export async function runCli(args: string[], env: Record<string, string>): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [...nodeArgs, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+  });
+  return stdout;
+}
+
+export interface MitteProcess {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  /** Resolves with the exit code or signal. */
+  exited: Promise<number | string>;
+}
+
+/** Starts `mitte start` as a real child process and waits until /healthz answers. */
+export async function startMitteProcess(
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+): Promise<MitteProcess> {
+  const port = env.PORT ?? String(await freePort());
+  const child = spawn(process.execPath, [...nodeArgs, "start"], {
+    cwd: repoRoot,
+    env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env, PORT: port },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.once("exit", (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`mitte exited during start:\n${output}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`mitte did not become healthy in ${timeoutMs} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, url, output: () => output, exited };
+}
