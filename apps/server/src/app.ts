@@ -97,7 +97,16 @@ function toErrorResponse(error: unknown): {
   };
 }
 
-export async function buildApp(deps: Deps, services: Services): Promise<FastifyInstance> {
+export interface BuildAppOptions {
+  /** Worker processes serve only /healthz and /readyz. */
+  healthOnly?: boolean;
+}
+
+export async function buildApp(
+  deps: Deps,
+  services: Services,
+  options: BuildAppOptions = {},
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request access logs would cost more than ingestion itself; errors are still logged.
@@ -126,11 +135,17 @@ export async function buildApp(deps: Deps, services: Services): Promise<FastifyI
   app.get("/readyz", async (_request, reply) => {
     try {
       await sql`select 1`.execute(deps.storage.db);
-      return { status: "ready" };
     } catch {
       return reply.code(503).send(errorBody("service_unavailable", "The database is not reachable."));
     }
+    if (!deps.brokerReady() || !deps.queue.isReady()) {
+      return reply
+        .code(503)
+        .send(errorBody("service_unavailable", "The queue is not reachable or not consuming."));
+    }
+    return { status: "ready" };
   });
+  if (options.healthOnly) return app;
 
   await app.register(ingestRoutes, {
     ingest: services.ingest,

@@ -36,8 +36,18 @@ const envSchema = z.object({
    */
   MITTE_SQLITE_SYNCHRONOUS: z.enum(["NORMAL", "FULL"]).default("NORMAL"),
 
+  /** Connections per process in the PostgreSQL pool (scale mode). */
+  MITTE_PG_POOL_SIZE: intFromEnv(1, 1_000).default(10),
+
   // queue
   REDIS_URL: z.string().optional(),
+  /** Prefix of every Redis key and BullMQ queue, so several deployments can share one Redis. */
+  MITTE_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default("mitte"),
+  /** all: API + delivery + periodic jobs in one process; api: HTTP only; worker: delivery + periodic jobs. */
+  MITTE_ROLE: z.enum(["all", "api", "worker"]).default("all"),
 
   // delivery
   /** Whole-request timeout for one delivery attempt. Default 30 s. */
@@ -76,8 +86,14 @@ export interface Config {
     rateLimitIpPerMin: number;
     rateLimitBlockMs: number;
   };
-  storage: { dataDir: string; databaseUrl: string | undefined; sqliteSynchronous: "NORMAL" | "FULL" };
-  queue: { redisUrl: string | undefined };
+  storage: {
+    dataDir: string;
+    databaseUrl: string | undefined;
+    sqliteSynchronous: "NORMAL" | "FULL";
+    pgPoolSize: number;
+  };
+  queue: { redisUrl: string | undefined; redisPrefix: string };
+  role: "all" | "api" | "worker";
   delivery: {
     enabled: boolean;
     timeoutMs: number;
@@ -105,6 +121,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join("\n  ")}`);
   }
   const e = parsed.data;
+  if (e.DATABASE_URL && !e.REDIS_URL)
+    throw new ConfigError("Invalid configuration:\n  DATABASE_URL needs REDIS_URL (scale mode uses both).");
+  if (e.REDIS_URL && !e.DATABASE_URL)
+    throw new ConfigError("Invalid configuration:\n  REDIS_URL needs DATABASE_URL (scale mode uses both).");
+  if (!e.DATABASE_URL && e.MITTE_ROLE !== "all") {
+    throw new ConfigError(
+      "Invalid configuration:\n  MITTE_ROLE api/worker needs scale mode (DATABASE_URL and REDIS_URL); embedded mode runs one process.",
+    );
+  }
   return {
     http: { port: e.PORT, host: e.HOST, publicUrl: e.MITTE_PUBLIC_URL, trustProxy: e.MITTE_TRUST_PROXY },
     ingest: {
@@ -117,8 +142,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       dataDir: e.MITTE_DATA_DIR,
       databaseUrl: e.DATABASE_URL,
       sqliteSynchronous: e.MITTE_SQLITE_SYNCHRONOUS,
+      pgPoolSize: e.MITTE_PG_POOL_SIZE,
     },
-    queue: { redisUrl: e.REDIS_URL },
+    queue: { redisUrl: e.REDIS_URL, redisPrefix: e.MITTE_REDIS_PREFIX },
+    role: e.MITTE_ROLE,
     delivery: {
       enabled: e.MITTE_DELIVERY_ENABLED,
       timeoutMs: e.MITTE_DELIVERY_TIMEOUT_MS,

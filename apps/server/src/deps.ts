@@ -1,31 +1,57 @@
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { createSecretBox, type SecretBox } from "./lib/crypto.js";
 import { createIdGenerator, type IdGenerator } from "./lib/ids.js";
 import { createLogger, type Logger } from "./lib/logger.js";
 import { createOutboundHttp, type OutboundHttp } from "./lib/outbound-http.js";
+import { type PubSub, RedisPubSub } from "./lib/pubsub.js";
 import { loadOrCreateSecretKeyFile, parseSecretKey } from "./lib/secret-key.js";
 import { createAddressPolicy } from "./lib/ssrf-guard.js";
+import { MemoryRateLimiter, type RateLimiter } from "./modules/ingest/rate-limiter.js";
+import { RedisRateLimiter } from "./modules/ingest/redis-rate-limiter.js";
+import { RedisUsageMeter } from "./modules/ingest/redis-usage-meter.js";
+import { EmbeddedUsageMeter, type UsageMeter } from "./modules/ingest/usage-meter.js";
+import { BullmqDeliveryQueue } from "./queue/bullmq/bullmq-queue.js";
 import { EmbeddedDeliveryQueue } from "./queue/embedded/embedded-queue.js";
+import { BullmqPeriodicJobs, type PeriodicJobs, TimerPeriodicJobs } from "./queue/periodic.js";
 import type { DeliveryQueue } from "./queue/queue.js";
+import { openPostgresStorage } from "./storage/postgres/postgres-storage.js";
 import { openSqliteStorage } from "./storage/sqlite/sqlite-storage.js";
 import { migrateToLatest, type Storage } from "./storage/storage.js";
+
+export type Mode = "embedded" | "scale";
 
 /** Everything feature code may use, built once by the composition root and handed down. */
 export interface Deps {
   config: Config;
+  mode: Mode;
   clock: Clock;
   logger: Logger;
   newId: IdGenerator;
   random: () => number;
   storage: Storage;
   queue: DeliveryQueue;
+  periodic: PeriodicJobs;
+  /** Cross-process messages; absent in embedded mode, where there is one process. */
+  pubsub: PubSub | undefined;
+  usage: UsageMeter;
+  createRateLimiter(scope: string, limit: number, windowMs: number, blockMs: number): RateLimiter;
+  /** Redis answers (scale mode) — ingestion refuses with 503 rather than accept what it cannot queue. */
+  brokerReady(): boolean;
   secretBox: SecretBox;
   outbound: OutboundHttp;
+  /**
+   * Closes every adapter in dependency order. `afterQueue` runs once the queue stopped (no handler runs
+   * any more) and before storage closes: the place to flush buffered writes.
+   */
+  close(options?: { graceMs?: number; afterQueue?: () => Promise<void> }): Promise<void>;
 }
 
-export type DepsOverrides = Partial<Omit<Deps, "config">>;
+export type DepsOverrides = Partial<
+  Pick<Deps, "clock" | "logger" | "newId" | "random" | "storage" | "queue" | "secretBox" | "outbound">
+>;
 
 function resolveSecretKey(config: Config): Buffer {
   if (config.security.secretKey) return parseSecretKey(config.security.secretKey);
@@ -35,43 +61,141 @@ function resolveSecretKey(config: Config): Buffer {
   return loadOrCreateSecretKeyFile(config.storage.dataDir);
 }
 
+/** Resolves once the connection is ready, or rejects after `timeoutMs` with a clear message. */
+async function connected(redis: Redis, url: string, timeoutMs = 10_000): Promise<void> {
+  if (redis.status === "ready") return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`Redis at ${url} did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    redis.once("ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger(config.log.level);
-  if (config.storage.databaseUrl && !overrides.storage) {
-    throw new Error(
-      "DATABASE_URL (PostgreSQL) is not supported yet; unset it to use the embedded SQLite store.",
-    );
-  }
+  const { databaseUrl } = config.storage;
+  const { redisUrl, redisPrefix } = config.queue;
   const storage =
     overrides.storage ??
-    openSqliteStorage({
-      filename: join(config.storage.dataDir, "mitte.db"),
-      synchronous: config.storage.sqliteSynchronous,
-    });
+    (databaseUrl
+      ? openPostgresStorage({
+          connectionString: databaseUrl,
+          poolSize: config.storage.pgPoolSize,
+          logger,
+          applicationName: `mitte-${config.role}`,
+        })
+      : openSqliteStorage({
+          filename: join(config.storage.dataDir, "mitte.db"),
+          synchronous: config.storage.sqliteSynchronous,
+        }));
   await migrateToLatest(storage);
-  const queue =
-    overrides.queue ??
-    new EmbeddedDeliveryQueue({
-      db: storage.db,
-      clock,
-      logger,
-      concurrency: config.delivery.concurrency,
-      groupConcurrency: config.delivery.endpointConcurrency,
-      // Longer than any attempt can take, so a live delivery is never claimed twice.
-      leaseMs: config.delivery.timeoutMs * 2 + 30_000,
-    });
-  return {
+  const outbound =
+    overrides.outbound ??
+    createOutboundHttp({ policy: createAddressPolicy(config.delivery.allowPrivateTargets) });
+  const common = {
     config,
     clock,
     logger,
     storage,
-    queue,
+    outbound,
     newId: overrides.newId ?? createIdGenerator(clock),
     random: overrides.random ?? Math.random,
     secretBox: overrides.secretBox ?? createSecretBox(resolveSecretKey(config)),
-    outbound:
-      overrides.outbound ??
-      createOutboundHttp({ policy: createAddressPolicy(config.delivery.allowPrivateTargets) }),
+  };
+  // Longer than any attempt can take, so a live delivery is never claimed twice.
+  const leaseMs = config.delivery.timeoutMs * 2 + 30_000;
+
+  if (!redisUrl) {
+    if (storage.dialect !== "sqlite") throw new Error("PostgreSQL storage needs REDIS_URL (scale mode).");
+    const queue =
+      overrides.queue ??
+      new EmbeddedDeliveryQueue({
+        db: storage.db,
+        clock,
+        logger,
+        concurrency: config.delivery.concurrency,
+        groupConcurrency: config.delivery.endpointConcurrency,
+        leaseMs,
+      });
+    const periodic = new TimerPeriodicJobs(logger);
+    return {
+      ...common,
+      mode: "embedded",
+      queue,
+      periodic,
+      pubsub: undefined,
+      usage: new EmbeddedUsageMeter(storage),
+      createRateLimiter: (_scope, limit, windowMs, blockMs) =>
+        new MemoryRateLimiter(limit, windowMs, blockMs),
+      brokerReady: () => true,
+      async close({ graceMs, afterQueue } = {}) {
+        await periodic.close();
+        await queue.close(graceMs);
+        await afterQueue?.();
+        await outbound.close();
+        await storage.close();
+      },
+    };
+  }
+
+  if (storage.dialect !== "postgres")
+    throw new Error("REDIS_URL (scale mode) needs DATABASE_URL (PostgreSQL).");
+  // Producer side fails fast while Redis is away, so ingestion can answer 503 at once instead of hanging.
+  const redis = new Redis(redisUrl, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    connectionName: `mitte-${config.role}`,
+  });
+  redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
+  await connected(redis, redisUrl);
+  const workerConnections: Redis[] = [];
+  const createWorkerConnection = () => {
+    const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    connection.on("error", (error) => logger.debug({ err: error }, "redis worker connection error"));
+    workerConnections.push(connection);
+    return connection;
+  };
+  const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  subscriber.on("error", (error) => logger.debug({ err: error }, "redis subscriber error"));
+  const pubsub = new RedisPubSub(redis, subscriber, redisPrefix);
+  const queue =
+    overrides.queue ??
+    new BullmqDeliveryQueue({
+      connection: redis,
+      createWorkerConnection,
+      prefix: redisPrefix,
+      clock,
+      logger,
+      concurrency: config.delivery.concurrency,
+      groupConcurrency: config.delivery.endpointConcurrency,
+      lockDurationMs: config.delivery.timeoutMs + 30_000,
+    });
+  const periodic = new BullmqPeriodicJobs(redis, createWorkerConnection, redisPrefix, logger);
+  return {
+    ...common,
+    mode: "scale",
+    queue,
+    periodic,
+    pubsub,
+    usage: new RedisUsageMeter(redis, storage, redisPrefix),
+    createRateLimiter: (scope, limit, windowMs, blockMs) =>
+      new RedisRateLimiter(redis, `${redisPrefix}:rl:${scope}`, limit, windowMs, blockMs),
+    brokerReady: () => redis.status === "ready",
+    async close({ graceMs, afterQueue } = {}) {
+      await periodic.close();
+      await queue.close(graceMs);
+      await afterQueue?.();
+      await pubsub.close();
+      await outbound.close();
+      await storage.close();
+      for (const connection of workerConnections) connection.disconnect();
+      redis.disconnect();
+    },
   };
 }

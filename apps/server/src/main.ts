@@ -4,7 +4,9 @@ import type { Config } from "./config.js";
 import { createDeps, type Deps, type DepsOverrides } from "./deps.js";
 import { createServices, type Services } from "./services.js";
 
-const RETENTION_INTERVAL_MS = 60 * 60 * 1000;
+const RETENTION_EVERY_MS = 60 * 60 * 1000;
+/** Scale mode: how often the database is checked for logs whose queue job went missing. */
+const RECONCILE_EVERY_MS = 10_000;
 
 export interface RunningMitte {
   app: FastifyInstance;
@@ -16,33 +18,34 @@ export interface RunningMitte {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Starts the whole product in one process: API, ingestion, delivery worker, periodic jobs. */
+/**
+ * Starts Mitte in this process. Role `all` (the default, and the only one in embedded mode) runs the API,
+ * ingestion, the delivery consumer and the periodic jobs; `api` serves HTTP only; `worker` delivers and
+ * runs periodic jobs, serving only /healthz and /readyz.
+ */
 export async function startMitte(config: Config, overrides: DepsOverrides = {}): Promise<RunningMitte> {
   const deps = await createDeps(config, overrides);
   const services = createServices(deps);
-  const app = await buildApp(deps, services);
+  await services.directory.start();
   const { logger } = deps;
+  const { role } = config;
+  const app = await buildApp(deps, services, { healthOnly: role === "worker" });
 
   await app.listen({ port: config.http.port, host: config.http.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.http.port;
   const url = `http://${config.http.host === "0.0.0.0" ? "127.0.0.1" : config.http.host}:${port}`;
 
-  if (config.delivery.enabled) await deps.queue.startConsumer((job) => services.delivery.deliver(job));
+  if (role !== "api") {
+    if (config.delivery.enabled) await deps.queue.startConsumer((job) => services.delivery.deliver(job));
+    deps.periodic.schedule("retention", RETENTION_EVERY_MS, () => services.retention.runOnce());
+    if (deps.mode === "scale")
+      deps.periodic.schedule("reconcile", RECONCILE_EVERY_MS, () => services.reconciler.runOnce());
+    await deps.periodic.start();
+  }
 
-  const runRetention = () =>
-    services.retention
-      .runOnce()
-      .catch((error: unknown) => logger.error({ err: error }, "retention run failed"));
-  void runRetention();
-  const retentionTimer = setInterval(runRetention, RETENTION_INTERVAL_MS);
-  retentionTimer.unref();
-
-  logger.info(
-    { url, dataDir: config.storage.dataDir, delivery: config.delivery.enabled },
-    "Mitte is listening",
-  );
-  if ((await services.users.count()) === 0) {
+  logger.info({ url, mode: deps.mode, role, delivery: config.delivery.enabled }, "Mitte is listening");
+  if (role !== "worker" && (await services.users.count()) === 0) {
     logger.info("No users yet. Create one with: npx mitte user create --email you@example.com --json");
   }
 
@@ -54,13 +57,9 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
     url,
     close(graceMs = 10_000) {
       closing ??= (async () => {
-        clearInterval(retentionTimer);
         await app.close();
         await services.ingest.flush();
-        await deps.queue.close(graceMs);
-        await services.delivery.flush();
-        await deps.outbound.close();
-        await deps.storage.close();
+        await deps.close({ graceMs, afterQueue: () => services.delivery.flush() });
       })();
       return closing;
     },

@@ -1,11 +1,10 @@
 import type { Deps } from "./deps.js";
 import { createApiKeyService } from "./modules/api-keys/api-key.service.js";
 import { createDeliveryService, type DeliveryOutcomeEvent } from "./modules/delivery/delivery.service.js";
+import { createReconciler } from "./modules/delivery/reconciler.js";
 import { createEndpointService } from "./modules/endpoints/endpoint.service.js";
 import { EndpointDirectory } from "./modules/endpoints/endpoint-directory.js";
 import { createIngestService } from "./modules/ingest/ingest.service.js";
-import { MemoryRateLimiter } from "./modules/ingest/rate-limiter.js";
-import { EmbeddedUsageMeter } from "./modules/ingest/usage-meter.js";
 import { createLogService } from "./modules/logs/log.service.js";
 import { createRetentionService } from "./modules/retention/retention.service.js";
 import { createUserService } from "./modules/users/user.service.js";
@@ -16,7 +15,12 @@ export function createServices(
   options: { deliveryListeners?: ((event: DeliveryOutcomeEvent) => void)[] } = {},
 ) {
   const { config, storage, clock, newId, secretBox, queue, logger } = deps;
-  const directory = new EndpointDirectory({ storage, clock, secretBox });
+  const directory = new EndpointDirectory({
+    storage,
+    clock,
+    secretBox,
+    ...(deps.pubsub ? { pubsub: deps.pubsub } : {}),
+  });
   const apiKeys = createApiKeyService({ storage, clock, newId });
   const users = createUserService({ storage, clock, newId, apiKeys });
   const publicUrl = (config.http.publicUrl ?? `http://localhost:${config.http.port}`).replace(/\/+$/, "");
@@ -28,13 +32,16 @@ export function createServices(
     newId,
     queue,
     directory,
-    usage: new EmbeddedUsageMeter(storage),
+    usage: deps.usage,
+    brokerReady: deps.brokerReady,
     endpointLimiter:
       rateLimitEndpointPerMin > 0
-        ? new MemoryRateLimiter(rateLimitEndpointPerMin, 60_000, rateLimitBlockMs)
+        ? deps.createRateLimiter("endpoint", rateLimitEndpointPerMin, 60_000, rateLimitBlockMs)
         : null,
     ipLimiter:
-      rateLimitIpPerMin > 0 ? new MemoryRateLimiter(rateLimitIpPerMin, 60_000, rateLimitBlockMs) : null,
+      rateLimitIpPerMin > 0
+        ? deps.createRateLimiter("ip", rateLimitIpPerMin, 60_000, rateLimitBlockMs)
+        : null,
   });
   const delivery = createDeliveryService({
     storage,
@@ -50,7 +57,14 @@ export function createServices(
   });
   const logs = createLogService({ storage });
   const retention = createRetentionService({ storage, clock, logger });
-  return { directory, apiKeys, users, endpoints, ingest, delivery, logs, retention };
+  const reconciler = createReconciler({
+    storage,
+    clock,
+    queue,
+    logger,
+    deliveringStaleMs: config.delivery.timeoutMs * 2 + 90_000,
+  });
+  return { directory, apiKeys, users, endpoints, ingest, delivery, logs, retention, reconciler };
 }
 
 export type Services = ReturnType<typeof createServices>;

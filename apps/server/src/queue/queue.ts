@@ -28,6 +28,15 @@ export interface DeliveryQueue {
   enqueue(jobs: readonly DeliveryJob[]): Promise<void>;
   /** Start consuming with `handler`; resolves once the consumer is running. */
   startConsumer(handler: JobHandler): Promise<void>;
+  /**
+   * Runs every job due at the clock's current time and waits for them (and their acknowledgements).
+   * Tests drive delivery with this and a manual clock instead of the background consumer.
+   */
+  runOnce(handler: JobHandler): Promise<number>;
+  /** Jobs waiting, delayed or running. */
+  depth(): Promise<number>;
+  /** False while the queue cannot accept or hand out jobs (broker down, consumer stuck). */
+  isReady(): boolean;
   /** Stop taking jobs; waits for in-flight handlers up to `graceMs`, then releases what is left. */
   close(graceMs?: number): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
 import type { Dialect } from "./dialect.js";
 import * as initial from "./migrations/001-initial.js";
+import * as logStatusIndex from "./migrations/002-log-status-index.js";
 import type { Database } from "./schema.js";
 
 export type { Dialect } from "./dialect.js";
@@ -9,12 +10,15 @@ export type { Dialect } from "./dialect.js";
 export interface Storage {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** PostgreSQL schema holding the tables, when not the default one. */
+  readonly schema?: string;
   close(): Promise<void>;
 }
 
 /** Migrations are code, ordered by name; each receives the dialect for the few types that differ. */
 const migrations: Record<string, (db: Kysely<unknown>, dialect: Dialect) => Promise<void>> = {
   "001-initial": initial.up,
+  "002-log-status-index": logStatusIndex.up,
 };
 
 export async function migrateToLatest(storage: Storage): Promise<void> {
@@ -27,7 +31,11 @@ export async function migrateToLatest(storage: Storage): Promise<void> {
       return Object.fromEntries(entries);
     },
   };
-  const { error, results } = await new Migrator({ db: storage.db, provider }).migrateToLatest();
+  const { error, results } = await new Migrator({
+    db: storage.db,
+    provider,
+    ...(storage.schema ? { migrationTableSchema: storage.schema } : {}),
+  }).migrateToLatest();
   if (error) {
     const failed = results?.find((result) => result.status === "Error")?.migrationName ?? "unknown";
     throw new Error(`database migration ${failed} failed: ${String(error)}`, { cause: error });

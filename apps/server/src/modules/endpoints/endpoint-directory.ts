@@ -1,5 +1,6 @@
 import type { Clock } from "../../lib/clock.js";
 import type { SecretBox } from "../../lib/crypto.js";
+import type { PubSub } from "../../lib/pubsub.js";
 import type { Plan } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 
@@ -25,7 +26,12 @@ export interface EndpointDirectoryOptions {
    */
   ttlMs?: number;
   maxEntries?: number;
+  /** Carries invalidations to the other processes' directories (scale mode). */
+  pubsub?: PubSub;
 }
+
+const CHANNEL = "endpoint-directory";
+type Invalidation = { endpoint: { id: string; slug: string } } | { userId: string };
 
 type Entry = { snapshot: EndpointSnapshot | null; expiresAt: number };
 
@@ -52,16 +58,37 @@ export class EndpointDirectory {
     return this.#get(this.#byId, id, "id");
   }
 
-  /** Drops cached copies of one endpoint (after update, pause, delete, rotate). */
-  invalidate(endpoint: { id: string; slug: string }): void {
-    this.#byId.delete(endpoint.id);
-    this.#bySlug.delete(endpoint.slug);
+  /** Listens for invalidations published by other processes. */
+  async start(): Promise<void> {
+    await this.options.pubsub?.subscribe(CHANNEL, (message) =>
+      this.#evict(JSON.parse(message) as Invalidation),
+    );
+  }
+
+  /** Drops cached copies of one endpoint (after update, pause, delete, rotate), here and elsewhere. */
+  invalidate(endpoint: { id: string; slug: string }): Promise<void> {
+    return this.#broadcast({ endpoint: { id: endpoint.id, slug: endpoint.slug } });
   }
 
   /** Drops everything owned by a user (after a plan change). */
-  invalidateUser(userId: string): void {
+  invalidateUser(userId: string): Promise<void> {
+    return this.#broadcast({ userId });
+  }
+
+  async #broadcast(message: Invalidation): Promise<void> {
+    this.#evict(message);
+    // Other processes fall back to the TTL if the message is lost.
+    await this.options.pubsub?.publish(CHANNEL, JSON.stringify(message)).catch(() => {});
+  }
+
+  #evict(message: Invalidation): void {
+    if ("endpoint" in message) {
+      this.#byId.delete(message.endpoint.id);
+      this.#bySlug.delete(message.endpoint.slug);
+      return;
+    }
     for (const map of [this.#bySlug, this.#byId]) {
-      for (const [key, entry] of map) if (entry.snapshot?.userId === userId) map.delete(key);
+      for (const [key, entry] of map) if (entry.snapshot?.userId === message.userId) map.delete(key);
     }
   }
 

@@ -141,7 +141,7 @@ export function createEndpointService(deps: EndpointServiceDeps) {
         .where("id", "=", id)
         .where("user_id", "=", userId)
         .execute();
-      directory.invalidate(row);
+      await directory.invalidate(row);
       if (row.is_paused === 1 && updated.is_paused === 0) await requeueWaiting(id);
       return toView(updated, true);
     },
@@ -160,7 +160,7 @@ export function createEndpointService(deps: EndpointServiceDeps) {
         .where("id", "=", id)
         .where("user_id", "=", userId)
         .execute();
-      directory.invalidate(row);
+      await directory.invalidate(row);
       return toView(updated, true);
     },
 
@@ -172,7 +172,7 @@ export function createEndpointService(deps: EndpointServiceDeps) {
         await trx.deleteFrom("queue_jobs").where("group_key", "=", id).execute();
         await trx.deleteFrom("endpoints").where("id", "=", id).where("user_id", "=", userId).execute();
       });
-      directory.invalidate(row);
+      await directory.invalidate(row);
       return true;
     },
   };

@@ -49,6 +49,8 @@ export async function ingestRoutes(
           return;
         case "endpoint_not_found":
           throw new AppError("not_found", "No endpoint with this URL.");
+        case "unavailable":
+          throw new AppError("service_unavailable", "Mitte cannot queue webhooks right now; retry shortly.");
         case "rate_limited":
           setRateLimitHeaders(reply, admission.decision);
           reply.header("retry-after", admission.decision.retryAfterSeconds ?? 60);

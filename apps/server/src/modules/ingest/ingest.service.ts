@@ -19,6 +19,8 @@ export interface IngestServiceDeps {
   queue: DeliveryQueue;
   directory: EndpointDirectory;
   usage: UsageMeter;
+  /** False while the queue's broker is unreachable: accepting then would promise what cannot be queued. */
+  brokerReady: () => boolean;
   /** null when the operator turned a limiter off. */
   endpointLimiter: RateLimiter | null;
   ipLimiter: RateLimiter | null;
@@ -29,6 +31,7 @@ export interface IngestServiceDeps {
 export type AdmitOutcome =
   | { outcome: "admitted"; endpoint: EndpointSnapshot; rateLimit: RateLimitDecision | null }
   | { outcome: "endpoint_not_found" }
+  | { outcome: "unavailable" }
   | { outcome: "rate_limited"; decision: RateLimitDecision }
   | { outcome: "quota_exceeded"; retryAfterSeconds: number };
 
@@ -91,6 +94,7 @@ export function createIngestService(deps: IngestServiceDeps) {
   return {
     /** Everything that can refuse a webhook before its body is read: unknown slug, rate limits, quota. */
     async admit(slug: string, clientIp: string): Promise<AdmitOutcome> {
+      if (!deps.brokerReady()) return { outcome: "unavailable" };
       const endpoint = await directory.bySlug(slug);
       if (!endpoint) return { outcome: "endpoint_not_found" };
       const now = clock.now();

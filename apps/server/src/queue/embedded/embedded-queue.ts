@@ -80,6 +80,10 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     return claimed;
   }
 
+  isReady(): boolean {
+    return !this.#closing;
+  }
+
   async close(graceMs = 10_000): Promise<void> {
     this.#closing = true;
     this.#wake?.();

@@ -1,0 +1,236 @@
+import { randomUUID } from "node:crypto";
+import { DelayedError, type Job, Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Clock } from "../../lib/clock.js";
+import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
+
+export interface BullmqQueueOptions {
+  /** Fail-fast connection shared by producers (enableOfflineQueue: false). */
+  connection: Redis;
+  /** Factory for consumer connections (BullMQ wants maxRetriesPerRequest: null there). */
+  createWorkerConnection: () => Redis;
+  prefix: string;
+  clock: Clock;
+  logger: Logger;
+  concurrency: number;
+  /** Jobs per endpoint in flight in this process. */
+  groupConcurrency: number;
+  /** Longer than the delivery timeout, so a slow but live delivery is never taken as stalled. */
+  lockDurationMs: number;
+  queueName?: string;
+  /** A consumer idle this long while jobs wait is considered stuck and rebuilt. Default 15 s. */
+  stuckAfterMs?: number;
+}
+
+interface JobData {
+  logId: string;
+  endpointId: string;
+  /** When this job is due by the service clock (the delay itself is kept by Redis in real time). */
+  runAtMs: number;
+}
+
+/** How long a job waits when its endpoint has no free slot in this process. */
+const GROUP_BUSY_DELAY_MS = 250;
+/** Retry of a job whose handler threw (database down, bug): the job is kept, not failed. */
+const HANDLER_ERROR_DELAY_MS = 30_000;
+
+/**
+ * Delivery queue on BullMQ. Job id = log id, so re-adding a job that is still waiting or running is a
+ * no-op (the reconciler relies on that). Completed jobs are removed at once to keep Redis memory flat;
+ * the database row is the history. Retries are moved to the delayed set with the same id.
+ */
+export class BullmqDeliveryQueue implements DeliveryQueue {
+  readonly #opts: Required<BullmqQueueOptions>;
+  readonly #queue: Queue<JobData>;
+  readonly #inFlightPerGroup = new Map<string, number>();
+  #worker: Worker<JobData> | undefined;
+  #manualWorker: Worker<JobData> | undefined;
+  #handler: JobHandler | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #lastProgressAt = Date.now();
+  #active = 0;
+  #stuck = false;
+  #closing = false;
+
+  constructor(options: BullmqQueueOptions) {
+    this.#opts = { queueName: "deliveries", stuckAfterMs: 15_000, ...options };
+    this.#queue = new Queue<JobData>(this.#opts.queueName, {
+      connection: options.connection,
+      prefix: options.prefix,
+      // Bounded events stream: Redis memory must not grow with traffic.
+      streams: { events: { maxLen: 1_000 } },
+      defaultJobOptions: { removeOnComplete: true, removeOnFail: { count: 1_000, age: 7 * 24 * 3600 } },
+    });
+    this.#queue.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq queue error"));
+  }
+
+  async stage(): Promise<void> {
+    // Nothing to do inside the database transaction: jobs go to Redis once the logs are committed.
+  }
+
+  async afterCommit(jobs: readonly DeliveryJob[]): Promise<void> {
+    // The logs are committed, so the webhook is safe whatever happens here: if Redis refuses, the
+    // reconciler enqueues them later. Never fail the caller (that would turn a stored webhook into a 5xx).
+    await this.#add(jobs).catch((error: unknown) => {
+      this.#opts.logger.warn(
+        { err: error, jobs: jobs.length },
+        "enqueue after commit failed; the reconciler will retry",
+      );
+    });
+  }
+
+  async enqueue(jobs: readonly DeliveryJob[]): Promise<void> {
+    await this.#add(jobs);
+  }
+
+  async startConsumer(handler: JobHandler): Promise<void> {
+    this.#handler = handler;
+    this.#worker = this.#createWorker();
+    this.#watchdog = setInterval(() => void this.#checkProgress(), 5_000);
+    this.#watchdog.unref();
+  }
+
+  async runOnce(handler: JobHandler): Promise<number> {
+    this.#handler = handler;
+    this.#manualWorker ??= new Worker<JobData>(this.#opts.queueName, null, {
+      connection: this.#opts.createWorkerConnection(),
+      prefix: this.#opts.prefix,
+      autorun: false,
+      lockDuration: this.#opts.lockDurationMs,
+    });
+    // Promote delayed jobs that are due by the service clock (tests move that clock, not Redis time).
+    const now = this.#opts.clock.now();
+    for (const job of await this.#queue.getDelayed()) {
+      if (job.data.runAtMs <= now) await job.promote();
+    }
+    const claimed: { job: Job<JobData>; token: string }[] = [];
+    for (;;) {
+      const token = randomUUID();
+      const job = await this.#manualWorker.getNextJob(token, { block: false });
+      if (!job) break;
+      claimed.push({ job, token });
+    }
+    let ran = 0;
+    await Promise.all(
+      claimed.map(async ({ job, token }) => {
+        try {
+          await this.#process(job, token);
+          await job.moveToCompleted("done", token, false);
+          ran++;
+        } catch (error) {
+          if (!(error instanceof DelayedError)) throw error;
+          if (job.data.runAtMs > now) ran++; // rescheduled for a retry after running, not a busy endpoint
+        }
+      }),
+    );
+    return ran;
+  }
+
+  async depth(): Promise<number> {
+    const counts = await this.#queue.getJobCounts("waiting", "active", "delayed", "prioritized");
+    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+  }
+
+  isReady(): boolean {
+    if (this.#closing || this.#opts.connection.status !== "ready") return false;
+    return this.#worker ? this.#worker.isRunning() && !this.#stuck : true;
+  }
+
+  async close(graceMs = 10_000): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#watchdog);
+    const workers = [this.#worker, this.#manualWorker].filter((w): w is Worker<JobData> => w !== undefined);
+    // close() waits for running jobs; past the grace period force-close: their locks expire and the
+    // stalled-job check hands them to another worker (nothing is lost, the delivery may repeat).
+    const graceful = Promise.all(workers.map((w) => w.close())).then(() => true);
+    const timedOut = new Promise<false>((resolve) => setTimeout(resolve, graceMs, false).unref());
+    if (!(await Promise.race([graceful, timedOut]))) await Promise.all(workers.map((w) => w.close(true)));
+    await this.#queue.close();
+  }
+
+  #createWorker(): Worker<JobData> {
+    const worker = new Worker<JobData>(this.#opts.queueName, (job, token) => this.#process(job, token), {
+      connection: this.#opts.createWorkerConnection(),
+      prefix: this.#opts.prefix,
+      concurrency: this.#opts.concurrency,
+      lockDuration: this.#opts.lockDurationMs,
+      // A job whose worker died is retried, never failed for having stalled (the default of 1 would
+      // drop a webhook after two crashes).
+      maxStalledCount: 1_000_000,
+      removeOnComplete: { count: 0 },
+    });
+    worker.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq worker error"));
+    return worker;
+  }
+
+  async #process(job: Job<JobData>, token: string | undefined): Promise<void> {
+    const { logId, endpointId } = job.data;
+    const running = this.#inFlightPerGroup.get(endpointId) ?? 0;
+    if (running >= this.#opts.groupConcurrency) {
+      // This endpoint already has its share of slots here: give the slot to another endpoint's job.
+      await job.moveToDelayed(Date.now() + GROUP_BUSY_DELAY_MS, token);
+      throw new DelayedError();
+    }
+    this.#inFlightPerGroup.set(endpointId, running + 1);
+    this.#active++;
+    this.#lastProgressAt = Date.now();
+    let outcome: JobOutcome;
+    try {
+      outcome = await this.#handler!({ logId, endpointId });
+    } catch (error) {
+      this.#opts.logger.error({ err: error, logId }, "delivery job failed unexpectedly; retrying in 30 s");
+      outcome = { kind: "retry", runAtMs: this.#opts.clock.now() + HANDLER_ERROR_DELAY_MS };
+    } finally {
+      this.#active--;
+      this.#lastProgressAt = Date.now();
+      const left = (this.#inFlightPerGroup.get(endpointId) ?? 1) - 1;
+      if (left === 0) this.#inFlightPerGroup.delete(endpointId);
+      else this.#inFlightPerGroup.set(endpointId, left);
+    }
+    if (outcome.kind === "retry") {
+      await job.updateData({ ...job.data, runAtMs: outcome.runAtMs });
+      await job.moveToDelayed(Date.now() + Math.max(0, outcome.runAtMs - this.#opts.clock.now()), token);
+      throw new DelayedError();
+    }
+  }
+
+  /**
+   * Watchdog for a consumer that silently stops after a long Redis outage (BullMQ issue #4585: the
+   * blocking connection can stay "reconnecting" forever while isRunning() is true). If jobs wait, none
+   * runs here and none started for a while, the worker is rebuilt.
+   */
+  async #checkProgress(): Promise<void> {
+    if (this.#closing || !this.#worker || this.#active > 0) return;
+    if (Date.now() - this.#lastProgressAt < this.#opts.stuckAfterMs) return;
+    let waiting: number;
+    try {
+      waiting = await this.#queue.getWaitingCount();
+    } catch {
+      return; // Redis still down; nothing to judge yet.
+    }
+    if (waiting === 0) {
+      this.#lastProgressAt = Date.now();
+      return;
+    }
+    this.#stuck = true;
+    this.#opts.logger.warn({ waiting }, "delivery consumer made no progress while jobs wait; rebuilding it");
+    const old = this.#worker;
+    this.#worker = this.#createWorker();
+    this.#lastProgressAt = Date.now();
+    this.#stuck = false;
+    await old.close(true).catch(() => {});
+  }
+
+  async #add(jobs: readonly DeliveryJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const now = this.#opts.clock.now();
+    await this.#queue.addBulk(
+      jobs.map((job) => ({
+        name: "deliver",
+        data: { logId: job.logId, endpointId: job.endpointId, runAtMs: job.runAtMs },
+        opts: { jobId: job.logId, delay: Math.max(0, job.runAtMs - now) },
+      })),
+    );
+  }
+}

@@ -1,0 +1,41 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { Logger } from "pino";
+import { openPostgresStorage } from "../storage/postgres/postgres-storage.js";
+import { openSqliteStorage } from "../storage/sqlite/sqlite-storage.js";
+import type { Storage } from "../storage/storage.js";
+
+/**
+ * Which database the suite runs against: in-memory SQLite by default; PostgreSQL when
+ * MITTE_TEST_DATABASE_URL is set (`npm run test:scale`). Each Postgres harness gets its own schema, so
+ * test files run in parallel without seeing each other's rows. No silent fallback: if the variable is set
+ * and PostgreSQL is down, the test fails.
+ */
+export const testDatabaseUrl = process.env.MITTE_TEST_DATABASE_URL || undefined;
+export const testRedisUrl = process.env.MITTE_TEST_REDIS_URL || undefined;
+
+export async function openTestStorage(
+  logger?: Logger,
+): Promise<{ storage: Storage; drop: () => Promise<void> }> {
+  if (!testDatabaseUrl) return { storage: openSqliteStorage({ filename: ":memory:" }), drop: async () => {} };
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: testDatabaseUrl });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  const storage = openPostgresStorage({
+    connectionString: testDatabaseUrl,
+    schema,
+    poolSize: 4,
+    ...(logger ? { logger } : {}),
+  });
+  return {
+    storage,
+    async drop() {
+      const client = new pg.Client({ connectionString: testDatabaseUrl });
+      await client.connect();
+      await client.query(`drop schema if exists ${schema} cascade`);
+      await client.end();
+    },
+  };
+}
