@@ -47,7 +47,7 @@ export class BullmqPeriodicJobs implements PeriodicJobs {
   #worker: Worker | undefined;
 
   constructor(
-    private readonly connection: Redis,
+    connection: Redis,
     private readonly createWorkerConnection: () => Redis,
     private readonly prefix: string,
     private readonly logger: Logger,
