@@ -1,9 +1,13 @@
 import { defineConfig } from "vitest/config";
 
+/** Multi-process scale-mode tests (`*.scale.test.ts`) run only where PostgreSQL and Redis are configured. */
+const scale = Boolean(process.env.MITTE_TEST_DATABASE_URL && process.env.MITTE_TEST_REDIS_URL);
+
 export default defineConfig({
   resolve: { conditions: ["mitte-source"] },
   test: {
     include: ["apps/**/src/**/*.test.ts", "packages/**/src/**/*.test.ts"],
+    exclude: scale ? ["**/node_modules/**"] : ["**/node_modules/**", "**/*.scale.test.ts"],
     // Process-level tests spawn servers and send real traffic; keep files parallel but bounded on 2 cores.
     maxWorkers: 2,
     testTimeout: 30_000,

@@ -17,8 +17,7 @@ async function withServices<T>(run: (services: ReturnType<typeof createServices>
   try {
     return await run(createServices(deps));
   } finally {
-    await deps.outbound.close();
-    await deps.storage.close();
+    await deps.close({ graceMs: 0 });
   }
 }
 

@@ -38,6 +38,11 @@ const envSchema = z.object({
 
   /** Connections per process in the PostgreSQL pool (scale mode). */
   MITTE_PG_POOL_SIZE: intFromEnv(1, 1_000).default(10),
+  /** PostgreSQL schema holding Mitte's tables (scale mode). */
+  MITTE_PG_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/)
+    .default("public"),
 
   // queue
   REDIS_URL: z.string().optional(),
@@ -48,6 +53,10 @@ const envSchema = z.object({
     .default("mitte"),
   /** all: API + delivery + periodic jobs in one process; api: HTTP only; worker: delivery + periodic jobs. */
   MITTE_ROLE: z.enum(["all", "api", "worker"]).default("all"),
+  /** Scale mode: how often the database is checked for webhooks whose queue job went missing. */
+  MITTE_RECONCILE_EVERY_MS: intFromEnv(100).default(10_000),
+  /** Scale mode: a waiting webhook untouched this long is checked against the queue. */
+  MITTE_RECONCILE_AFTER_MS: intFromEnv(100).default(30_000),
 
   // delivery
   /** Whole-request timeout for one delivery attempt. Default 30 s. */
@@ -91,8 +100,14 @@ export interface Config {
     databaseUrl: string | undefined;
     sqliteSynchronous: "NORMAL" | "FULL";
     pgPoolSize: number;
+    pgSchema: string;
   };
-  queue: { redisUrl: string | undefined; redisPrefix: string };
+  queue: {
+    redisUrl: string | undefined;
+    redisPrefix: string;
+    reconcileEveryMs: number;
+    reconcileAfterMs: number;
+  };
   role: "all" | "api" | "worker";
   delivery: {
     enabled: boolean;
@@ -143,8 +158,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       databaseUrl: e.DATABASE_URL,
       sqliteSynchronous: e.MITTE_SQLITE_SYNCHRONOUS,
       pgPoolSize: e.MITTE_PG_POOL_SIZE,
+      pgSchema: e.MITTE_PG_SCHEMA,
     },
-    queue: { redisUrl: e.REDIS_URL, redisPrefix: e.MITTE_REDIS_PREFIX },
+    queue: {
+      redisUrl: e.REDIS_URL,
+      redisPrefix: e.MITTE_REDIS_PREFIX,
+      reconcileEveryMs: e.MITTE_RECONCILE_EVERY_MS,
+      reconcileAfterMs: e.MITTE_RECONCILE_AFTER_MS,
+    },
     role: e.MITTE_ROLE,
     delivery: {
       enabled: e.MITTE_DELIVERY_ENABLED,

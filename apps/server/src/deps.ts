@@ -87,8 +87,10 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       ? openPostgresStorage({
           connectionString: databaseUrl,
           poolSize: config.storage.pgPoolSize,
+          schema: config.storage.pgSchema,
           logger,
-          applicationName: `mitte-${config.role}`,
+          // Names the deployment and role in pg_stat_activity.
+          applicationName: `${redisPrefix}-${config.role}`,
         })
       : openSqliteStorage({
           filename: join(config.storage.dataDir, "mitte.db"),
@@ -174,7 +176,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       logger,
       concurrency: config.delivery.concurrency,
       groupConcurrency: config.delivery.endpointConcurrency,
-      lockDurationMs: config.delivery.timeoutMs + 30_000,
+      lockDurationMs: config.delivery.timeoutMs + 10_000,
     });
   const periodic = new BullmqPeriodicJobs(redis, createWorkerConnection, redisPrefix, logger);
   return {

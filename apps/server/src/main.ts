@@ -5,8 +5,6 @@ import { createDeps, type Deps, type DepsOverrides } from "./deps.js";
 import { createServices, type Services } from "./services.js";
 
 const RETENTION_EVERY_MS = 60 * 60 * 1000;
-/** Scale mode: how often the database is checked for logs whose queue job went missing. */
-const RECONCILE_EVERY_MS = 10_000;
 
 export interface RunningMitte {
   app: FastifyInstance;
@@ -40,7 +38,7 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
     if (config.delivery.enabled) await deps.queue.startConsumer((job) => services.delivery.deliver(job));
     deps.periodic.schedule("retention", RETENTION_EVERY_MS, () => services.retention.runOnce());
     if (deps.mode === "scale")
-      deps.periodic.schedule("reconcile", RECONCILE_EVERY_MS, () => services.reconciler.runOnce());
+      deps.periodic.schedule("reconcile", config.queue.reconcileEveryMs, () => services.reconciler.runOnce());
     await deps.periodic.start();
   }
 

@@ -62,6 +62,7 @@ export function createServices(
     clock,
     queue,
     logger,
+    staleAfterMs: config.queue.reconcileAfterMs,
     deliveringStaleMs: config.delivery.timeoutMs * 2 + 90_000,
   });
   return { directory, apiKeys, users, endpoints, ingest, delivery, logs, retention, reconciler };

@@ -41,10 +41,13 @@ export class TimerPeriodicJobs implements PeriodicJobs {
   }
 }
 
+const SCHEDULER_REFRESH_MS = 5_000;
+
 export class BullmqPeriodicJobs implements PeriodicJobs {
   readonly #jobs = new Map<string, { everyMs: number; run: () => Promise<unknown> }>();
   readonly #queue: Queue;
   #worker: Worker | undefined;
+  #refresh: NodeJS.Timeout | undefined;
 
   constructor(
     connection: Redis,
@@ -66,9 +69,15 @@ export class BullmqPeriodicJobs implements PeriodicJobs {
   }
 
   async start(): Promise<void> {
-    for (const [name, job] of this.#jobs) {
-      await this.#queue.upsertJobScheduler(name, { every: job.everyMs }, { name });
-    }
+    await this.#upsertSchedulers();
+    // Schedulers live in Redis: if Redis restarts without persistence they are gone, and the reconciler
+    // with them. Re-declaring them now and then (idempotent) brings them back.
+    this.#refresh = setInterval(() => {
+      this.#upsertSchedulers().catch((error: unknown) =>
+        this.logger.debug({ err: error }, "re-declaring schedulers failed"),
+      );
+    }, SCHEDULER_REFRESH_MS);
+    this.#refresh.unref();
     this.#worker = new Worker(
       "maintenance",
       async (job) => {
@@ -89,7 +98,14 @@ export class BullmqPeriodicJobs implements PeriodicJobs {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#refresh);
     await this.#worker?.close();
     await this.#queue.close();
+  }
+
+  async #upsertSchedulers(): Promise<void> {
+    for (const [name, job] of this.#jobs) {
+      await this.#queue.upsertJobScheduler(name, { every: job.everyMs }, { name });
+    }
   }
 }

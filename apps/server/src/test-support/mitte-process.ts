@@ -23,6 +23,7 @@ export async function runCli(args: string[], env: Record<string, string>): Promi
   const { stdout } = await promisify(execFile)(process.execPath, [...nodeArgs, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
+    timeout: 30_000,
   });
   return stdout;
 }

@@ -14,6 +14,26 @@ import type { Storage } from "../storage/storage.js";
 export const testDatabaseUrl = process.env.MITTE_TEST_DATABASE_URL || undefined;
 export const testRedisUrl = process.env.MITTE_TEST_REDIS_URL || undefined;
 
+/** A fresh, empty schema for one test's PostgreSQL tables. */
+export async function createTestSchema(): Promise<{ schema: string; drop: () => Promise<void> }> {
+  if (!testDatabaseUrl) throw new Error("MITTE_TEST_DATABASE_URL is not set");
+  const url = testDatabaseUrl;
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  return {
+    schema,
+    async drop() {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query(`drop schema if exists ${schema} cascade`);
+      await client.end();
+    },
+  };
+}
+
 export async function openTestStorage(
   logger?: Logger,
 ): Promise<{ storage: Storage; drop: () => Promise<void> }> {

@@ -3,6 +3,7 @@ import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Clock } from "../../lib/clock.js";
+import { GroupSlots } from "../../lib/group-slots.js";
 import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
 
 export interface BullmqQueueOptions {
@@ -30,8 +31,10 @@ interface JobData {
   runAtMs: number;
 }
 
-/** How long a job waits when its endpoint has no free slot in this process. */
-const GROUP_BUSY_DELAY_MS = 250;
+/** A job whose endpoint has no free slot here waits this long for one... */
+const GROUP_SLOT_WAIT_MS = 200;
+/** ...then goes back to the queue for this long (plus jitter), freeing its worker slot for other endpoints. */
+const GROUP_BUSY_DELAY_MS = 1_000;
 /** Retry of a job whose handler threw (database down, bug): the job is kept, not failed. */
 const HANDLER_ERROR_DELAY_MS = 30_000;
 
@@ -43,7 +46,7 @@ const HANDLER_ERROR_DELAY_MS = 30_000;
 export class BullmqDeliveryQueue implements DeliveryQueue {
   readonly #opts: Required<BullmqQueueOptions>;
   readonly #queue: Queue<JobData>;
-  readonly #inFlightPerGroup = new Map<string, number>();
+  readonly #slots: GroupSlots;
   #worker: Worker<JobData> | undefined;
   #manualWorker: Worker<JobData> | undefined;
   #handler: JobHandler | undefined;
@@ -55,6 +58,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
 
   constructor(options: BullmqQueueOptions) {
     this.#opts = { queueName: "deliveries", stuckAfterMs: 15_000, ...options };
+    this.#slots = new GroupSlots(options.groupConcurrency);
     this.#queue = new Queue<JobData>(this.#opts.queueName, {
       connection: options.connection,
       prefix: options.prefix,
@@ -155,6 +159,8 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
       prefix: this.#opts.prefix,
       concurrency: this.#opts.concurrency,
       lockDuration: this.#opts.lockDurationMs,
+      // Locks of a dead worker are found within one interval after they expire.
+      stalledInterval: Math.min(30_000, this.#opts.lockDurationMs),
       // A job whose worker died is retried, never failed for having stalled (the default of 1 would
       // drop a webhook after two crashes).
       maxStalledCount: 1_000_000,
@@ -166,13 +172,11 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
 
   async #process(job: Job<JobData>, token: string | undefined): Promise<void> {
     const { logId, endpointId } = job.data;
-    const running = this.#inFlightPerGroup.get(endpointId) ?? 0;
-    if (running >= this.#opts.groupConcurrency) {
+    if (!(await this.#slots.acquire(endpointId, GROUP_SLOT_WAIT_MS))) {
       // This endpoint already has its share of slots here: give the slot to another endpoint's job.
-      await job.moveToDelayed(Date.now() + GROUP_BUSY_DELAY_MS, token);
+      await job.moveToDelayed(Date.now() + GROUP_BUSY_DELAY_MS + Math.floor(Math.random() * 500), token);
       throw new DelayedError();
     }
-    this.#inFlightPerGroup.set(endpointId, running + 1);
     this.#active++;
     this.#lastProgressAt = Date.now();
     let outcome: JobOutcome;
@@ -184,9 +188,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     } finally {
       this.#active--;
       this.#lastProgressAt = Date.now();
-      const left = (this.#inFlightPerGroup.get(endpointId) ?? 1) - 1;
-      if (left === 0) this.#inFlightPerGroup.delete(endpointId);
-      else this.#inFlightPerGroup.set(endpointId, left);
+      this.#slots.release(endpointId);
     }
     if (outcome.kind === "retry") {
       await job.updateData({ ...job.data, runAtMs: outcome.runAtMs });

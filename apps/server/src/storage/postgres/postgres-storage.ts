@@ -40,6 +40,14 @@ export function openPostgresStorage(options: PostgresOptions): Storage {
   pool.on("error", (error) =>
     options.logger?.warn({ err: error }, "postgres: idle connection lost; reconnecting on demand"),
   );
+  // A backend killed while its client is checked out emits "error" on that client; unhandled, it would
+  // crash the process. The query in flight still fails (its caller sees it), and the pool discards the
+  // broken client on release.
+  pool.on("connect", (client) => {
+    client.on("error", (error) =>
+      options.logger?.warn({ err: error }, "postgres: connection lost during use"),
+    );
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

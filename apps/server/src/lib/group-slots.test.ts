@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { GroupSlots } from "./group-slots.js";
+
+describe("GroupSlots", () => {
+  it("caps holders per group and keeps groups apart", async () => {
+    const slots = new GroupSlots(2);
+    expect(await slots.acquire("a", 0)).toBe(true);
+    expect(await slots.acquire("a", 0)).toBe(true);
+    expect(await slots.acquire("a", 0)).toBe(false);
+    expect(await slots.acquire("b", 0)).toBe(true);
+    expect(slots.held("a")).toBe(2);
+  });
+
+  it("hands a released slot to a waiter of the same group", async () => {
+    const slots = new GroupSlots(1);
+    await slots.acquire("a", 0);
+    const waiting = slots.acquire("a", 1_000);
+    slots.release("a");
+    expect(await waiting).toBe(true);
+    expect(slots.held("a")).toBe(1);
+    slots.release("a");
+    expect(slots.held("a")).toBe(0);
+  });
+
+  it("gives up after the wait limit", async () => {
+    const slots = new GroupSlots(1);
+    await slots.acquire("a", 0);
+    expect(await slots.acquire("a", 10)).toBe(false);
+    slots.release("a");
+    expect(slots.held("a")).toBe(0);
+  });
+});
