@@ -20,7 +20,7 @@ export interface BullmqQueueOptions {
   /** Longer than the delivery timeout, so a slow but live delivery is never taken as stalled. */
   lockDurationMs: number;
   queueName?: string;
-  /** A consumer idle this long while jobs wait is considered stuck and rebuilt. Default 15 s. */
+  /** A consumer idle this long while jobs wait is considered stuck and rebuilt. Default 5 s. */
   stuckAfterMs?: number;
 }
 
@@ -57,7 +57,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
   #closing = false;
 
   constructor(options: BullmqQueueOptions) {
-    this.#opts = { queueName: "deliveries", stuckAfterMs: 15_000, ...options };
+    this.#opts = { queueName: "deliveries", stuckAfterMs: 5_000, ...options };
     this.#slots = new GroupSlots(options.groupConcurrency);
     this.#queue = new Queue<JobData>(this.#opts.queueName, {
       connection: options.connection,
@@ -91,7 +91,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
   async startConsumer(handler: JobHandler): Promise<void> {
     this.#handler = handler;
     this.#worker = this.#createWorker();
-    this.#watchdog = setInterval(() => void this.#checkProgress(), 5_000);
+    this.#watchdog = setInterval(() => void this.#checkProgress(), 2_500);
     this.#watchdog.unref();
   }
 
