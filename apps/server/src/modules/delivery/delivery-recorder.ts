@@ -36,15 +36,24 @@ export type DeliveryEvent =
 export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEvent> {
   return new BatchWriter<DeliveryEvent>(async (events) => {
     await storage.db.transaction().execute(async (trx) => {
+      // Attempt rows depend on nothing else in the batch: one multi-row insert (15 columns a row).
+      const attempts = events.flatMap((event) => (event.kind === "finished" ? [event.attempt] : []));
+      for (let start = 0; start < attempts.length; start += 200) {
+        await trx
+          .insertInto("delivery_attempts")
+          .values(attempts.slice(start, start + 200))
+          .execute();
+      }
       let started: string[] = [];
       let startedAt = 0;
       const flushStarted = async () => {
         if (started.length === 0) return;
+        // By id only: a status condition here makes SQLite pick the status index and scan every waiting
+        // log. The handler never starts a finished log, and events apply in order, so none is needed.
         await trx
           .updateTable("webhook_logs")
           .set({ status: "delivering", updated_at: startedAt })
           .where("id", "in", started)
-          .where("status", "in", ["queued", "retrying"])
           .execute();
         started = [];
       };
@@ -56,7 +65,6 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
         }
         await flushStarted();
         const { attempt } = event;
-        await trx.insertInto("delivery_attempts").values(attempt).execute();
         const update: Partial<NewWebhookLog> = {
           status: event.status,
           attempt_count: attempt.attempt,

@@ -1,10 +1,11 @@
+import DataLoader from "dataloader";
 import type { Logger } from "pino";
 import type { Clock } from "../../lib/clock.js";
 import { signWebhook } from "../../lib/crypto.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { OutboundHttp, OutboundResult } from "../../lib/outbound-http.js";
 import type { JobOutcome } from "../../queue/queue.js";
-import type { LogStatus } from "../../storage/schema.js";
+import type { LogStatus, WebhookLogRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
 import type { AttemptRecord } from "./delivery-recorder.js";
@@ -41,12 +42,40 @@ export interface DeliveryServiceDeps {
   listeners?: ((event: DeliveryOutcomeEvent) => void)[];
 }
 
+const DELIVERY_COLUMNS = [
+  "id",
+  "user_id",
+  "endpoint_id",
+  "method",
+  "query",
+  "request_headers",
+  "request_body",
+  "is_test",
+  "status",
+  "attempt_count",
+  "max_attempts",
+] as const;
+type DeliveryLog = Pick<WebhookLogRow, (typeof DELIVERY_COLUMNS)[number]>;
+
 /** A target that answers 410 Gone says the URL will never work again; retrying cannot help. */
 const NON_RETRYABLE_STATUSES = new Set([410]);
 
 export function createDeliveryService(deps: DeliveryServiceDeps) {
   const { storage, clock, directory, outbound } = deps;
   const recorder = createDeliveryRecorder(storage);
+  // Deliveries claimed together load their logs in one query instead of one each.
+  const logs = new DataLoader<string, DeliveryLog | undefined>(
+    async (ids) => {
+      const rows = await storage.db
+        .selectFrom("webhook_logs")
+        .select(DELIVERY_COLUMNS)
+        .where("id", "in", ids)
+        .execute();
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return ids.map((id) => byId.get(id));
+    },
+    { cache: false, maxBatchSize: 500 },
+  );
   const listeners = deps.listeners ?? [];
 
   function describeResult(result: OutboundResult) {
@@ -70,23 +99,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
 
   /** Delivers one attempt of one webhook; the queue calls this with the log id. */
   async function deliver(job: { logId: string }): Promise<JobOutcome> {
-    const log = await storage.db
-      .selectFrom("webhook_logs")
-      .select([
-        "id",
-        "user_id",
-        "endpoint_id",
-        "method",
-        "query",
-        "request_headers",
-        "request_body",
-        "is_test",
-        "status",
-        "attempt_count",
-        "max_attempts",
-      ])
-      .where("id", "=", job.logId)
-      .executeTakeFirst();
+    const log = await logs.load(job.logId);
     // Gone (retention, endpoint deleted) or already finished by an earlier run of this job: nothing to do.
     if (!log || log.status === "delivered" || log.status === "failed") return { kind: "done" };
     const endpoint = await directory.byId(log.endpoint_id);

@@ -15,6 +15,8 @@ export interface UsageMeter {
 
 export class EmbeddedUsageMeter implements UsageMeter {
   readonly #counts = new Map<string, number>();
+  /** One database read per key, however many requests arrive before it returns. */
+  readonly #loading = new Map<string, Promise<void>>();
 
   constructor(private readonly storage: Storage) {}
 
@@ -41,7 +43,17 @@ export class EmbeddedUsageMeter implements UsageMeter {
     return this.#counts.get(key) ?? 0;
   }
 
-  async #load(userId: string, period: string): Promise<void> {
+  #load(userId: string, period: string): Promise<void> {
+    const key = `${userId}:${period}`;
+    let loading = this.#loading.get(key);
+    if (!loading) {
+      loading = this.#read(userId, period).finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
+    }
+    return loading;
+  }
+
+  async #read(userId: string, period: string): Promise<void> {
     const row = await this.storage.db
       .selectFrom("usage_counters")
       .select("request_count")

@@ -156,6 +156,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   async #fill(): Promise<number> {
     const capacity = this.#opts.concurrency - this.#inFlight.size;
     if (capacity <= 0 || !this.#handler) return 0;
+    // Claim in batches: a claim is a write, and one per finished job would make it the bottleneck.
+    if (this.#inFlight.size > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) return 0;
     const now = this.#opts.clock.now();
     const saturated = [...this.#inFlightPerGroup]
       .filter(([, count]) => count >= this.#opts.groupConcurrency)

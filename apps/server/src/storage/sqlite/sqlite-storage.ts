@@ -1,9 +1,10 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely } from "kysely";
 import type { Database } from "../schema.js";
 import type { Storage } from "../storage.js";
+import { FastSqliteDialect } from "./sqlite-dialect.js";
 
 export interface SqliteOptions {
   /** File path, or ":memory:" for tests. */
@@ -20,7 +21,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   sqlite.pragma("foreign_keys = ON");
   // Other processes (the CLI) may write while the server runs; wait for the lock instead of failing.
   sqlite.pragma("busy_timeout = 5000");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new FastSqliteDialect(sqlite) });
   return {
     db,
     dialect: "sqlite",
