@@ -119,6 +119,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       overrides.queue ??
       new EmbeddedDeliveryQueue({
         db: storage.db,
+        storage,
         clock,
         logger,
         concurrency: config.delivery.concurrency,

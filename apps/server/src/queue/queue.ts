@@ -1,5 +1,4 @@
-import type { Transaction } from "kysely";
-import type { Database } from "../storage/schema.js";
+import type { CompiledQuery } from "kysely";
 
 /**
  * Delivery jobs carry ids, not payloads: the log row in the database is the truth, the queue only
@@ -18,10 +17,10 @@ export type JobHandler = (job: { logId: string; endpointId: string }) => Promise
 
 export interface DeliveryQueue {
   /**
-   * Called inside the transaction that commits the logs. The embedded queue writes its job rows here, so
-   * a log and its job commit together; a broker-backed queue does nothing until `afterCommit`.
+   * Statements to commit in the same transaction as the logs. The embedded queue's job rows go here, so a
+   * log and its job commit together; a broker-backed queue returns none and acts in `afterCommit`.
    */
-  stage(trx: Transaction<Database>, jobs: readonly DeliveryJob[]): Promise<void>;
+  stage(jobs: readonly DeliveryJob[]): CompiledQuery[];
   /** Called once the transaction committed: hands jobs to a broker, or wakes local consumers. */
   afterCommit(jobs: readonly DeliveryJob[]): Promise<void>;
   /** Enqueue outside an ingest transaction (replay, resume of a paused endpoint). */

@@ -75,6 +75,8 @@ export async function endpointRoutes(
       },
       { isTest: true },
     );
+    if (outcome.outcome === "unavailable")
+      throw new AppError("service_unavailable", "Mitte cannot queue webhooks right now.");
     if (outcome.outcome !== "accepted") throw new AppError("internal_error", "test webhook was not accepted");
     return reply.code(202).send({ id: outcome.logId, status: "queued" });
   });

@@ -81,6 +81,11 @@ export async function ingestRoutes(
           return reply
             .code(429)
             .send(errorBody("quota_exceeded", "Monthly request quota exceeded for this account."));
+        case "unavailable":
+          reply.header("retry-after", 5);
+          return reply
+            .code(503)
+            .send(errorBody("service_unavailable", "Mitte cannot queue webhooks right now; retry shortly."));
         default:
           return outcome satisfies never;
       }

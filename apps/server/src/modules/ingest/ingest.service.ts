@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { sql } from "kysely";
+import { type CompiledQuery, sql } from "kysely";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
@@ -37,7 +37,8 @@ export type AdmitOutcome =
 
 export type AcceptOutcome =
   | { outcome: "accepted"; logId: string }
-  | { outcome: "quota_exceeded"; retryAfterSeconds: number };
+  | { outcome: "quota_exceeded"; retryAfterSeconds: number }
+  | { outcome: "unavailable" };
 
 export interface IncomingWebhook {
   method: string;
@@ -58,21 +59,25 @@ export function createIngestService(deps: IngestServiceDeps) {
 
   const writer = new BatchWriter<PendingLog>(async (items) => {
     const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
-    await storage.db.transaction().execute(async (trx) => {
-      // 22 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
-      for (let start = 0; start < items.length; start += 200) {
-        await trx
+    const { db } = storage;
+    const statements: CompiledQuery[] = [];
+    // 21 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
+    for (let start = 0; start < items.length; start += 200) {
+      statements.push(
+        db
           .insertInto("webhook_logs")
           .values(items.slice(start, start + 200).map((item) => item.row))
-          .execute();
-      }
-      const perUser = new Map<string, number>();
-      for (const item of items) {
-        if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
-      }
-      const period = usagePeriod(clock.now());
-      for (const [userId, count] of perUser) {
-        await trx
+          .compile(),
+      );
+    }
+    const perUser = new Map<string, number>();
+    for (const item of items) {
+      if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
+    }
+    const period = usagePeriod(clock.now());
+    for (const [userId, count] of perUser) {
+      statements.push(
+        db
           .insertInto("usage_counters")
           .values({ user_id: userId, period, request_count: count })
           .onConflict((oc) =>
@@ -80,10 +85,12 @@ export function createIngestService(deps: IngestServiceDeps) {
               .columns(["user_id", "period"])
               .doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
           )
-          .execute();
-      }
-      await queue.stage(trx, jobs);
-    });
+          .compile(),
+      );
+    }
+    statements.push(...queue.stage(jobs));
+    // Logs, usage and (embedded) jobs commit together, in one round trip.
+    await storage.executeBatch(statements);
     await queue.afterCommit(jobs);
   }, deps.maxBatch ?? 500);
 
@@ -98,14 +105,22 @@ export function createIngestService(deps: IngestServiceDeps) {
       const endpoint = await directory.bySlug(slug);
       if (!endpoint) return { outcome: "endpoint_not_found" };
       const now = clock.now();
-      const [byEndpoint, byIp] = await Promise.all([
-        deps.endpointLimiter?.hit(endpoint.slug, now) ?? null,
-        deps.ipLimiter?.hit(clientIp, now) ?? null,
-      ]);
+      let byEndpoint: RateLimitDecision | null;
+      let byIp: RateLimitDecision | null;
+      let used: number;
+      try {
+        [byEndpoint, byIp] = await Promise.all([
+          deps.endpointLimiter?.hit(endpoint.slug, now) ?? null,
+          deps.ipLimiter?.hit(clientIp, now) ?? null,
+        ]);
+        used = await usage.current(endpoint.userId, usagePeriod(now));
+      } catch {
+        // The shared counter store (Redis in scale mode) is unreachable: refuse now, the sender retries.
+        return { outcome: "unavailable" };
+      }
       const refused = [byEndpoint, byIp].find((decision) => decision && !decision.allowed);
       if (refused) return { outcome: "rate_limited", decision: refused };
-      const limit = limitsFor(endpoint.owner, now).monthlyRequests;
-      if ((await usage.current(endpoint.userId, usagePeriod(now))) >= limit) {
+      if (used >= limitsFor(endpoint.owner, now).monthlyRequests) {
         return { outcome: "quota_exceeded", retryAfterSeconds: quotaRetryAfterSeconds(now) };
       }
       return { outcome: "admitted", endpoint, rateLimit: moreRestrictive(byEndpoint, byIp) };
@@ -124,8 +139,14 @@ export function createIngestService(deps: IngestServiceDeps) {
       const isTest = options.isTest ?? false;
       const limits = limitsFor(endpoint.owner, now);
       const period = usagePeriod(now);
-      if (!isTest && !(await usage.tryReserve(endpoint.userId, period, limits.monthlyRequests))) {
-        return { outcome: "quota_exceeded", retryAfterSeconds: quotaRetryAfterSeconds(now) };
+      if (!isTest) {
+        let reserved: boolean;
+        try {
+          reserved = await usage.tryReserve(endpoint.userId, period, limits.monthlyRequests);
+        } catch {
+          return { outcome: "unavailable" };
+        }
+        if (!reserved) return { outcome: "quota_exceeded", retryAfterSeconds: quotaRetryAfterSeconds(now) };
       }
       const id = newId("log");
       const row: NewWebhookLog = {

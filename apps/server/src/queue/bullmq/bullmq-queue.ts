@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import type { CompiledQuery } from "kysely";
 import type { Logger } from "pino";
 import type { Clock } from "../../lib/clock.js";
 import { GroupSlots } from "../../lib/group-slots.js";
@@ -69,8 +70,9 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     this.#queue.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq queue error"));
   }
 
-  async stage(): Promise<void> {
-    // Nothing to do inside the database transaction: jobs go to Redis once the logs are committed.
+  stage(): CompiledQuery[] {
+    // Nothing to write with the logs: jobs go to Redis once the logs are committed.
+    return [];
   }
 
   async afterCommit(jobs: readonly DeliveryJob[]): Promise<void> {

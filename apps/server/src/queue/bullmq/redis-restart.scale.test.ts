@@ -111,6 +111,10 @@ describe("Redis restarted mid-run", () => {
 
     redis = await startRedis();
     const restartedAt = Date.now();
+    // The api reconnects on its own (ioredis backoff); it says so on /readyz.
+    while ((await fetch(`${api.url}/readyz`)).status !== 200 && Date.now() - restartedAt < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const after = startLoad({ baseUrls: [api.url], slug, concurrency: 8, total: 500 });
     await after.done;
     const firstAfter = [...after.result.accepted][0];

@@ -1,12 +1,14 @@
-import type { Kysely, Transaction } from "kysely";
+import type { CompiledQuery, Kysely } from "kysely";
 import type { Logger } from "pino";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import type { Database } from "../../storage/schema.js";
+import type { Storage } from "../../storage/storage.js";
 import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
 
 export interface EmbeddedQueueOptions {
   db: Kysely<Database>;
+  storage: Storage;
   clock: Clock;
   logger: Logger;
   queueName?: string;
@@ -43,8 +45,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     this.#acks = new BatchWriter((acks) => this.#applyAcks(acks));
   }
 
-  async stage(trx: Transaction<Database>, jobs: readonly DeliveryJob[]): Promise<void> {
-    await this.#insert(trx, jobs);
+  stage(jobs: readonly DeliveryJob[]): CompiledQuery[] {
+    return this.#insertQueries(jobs);
   }
 
   async afterCommit(): Promise<void> {
@@ -52,7 +54,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   }
 
   async enqueue(jobs: readonly DeliveryJob[]): Promise<void> {
-    await this.#insert(this.#opts.db, jobs);
+    await this.#opts.storage.executeBatch(this.#insertQueries(jobs));
     this.#wake?.();
   }
 
@@ -109,8 +111,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     return Number(row.n);
   }
 
-  async #insert(db: Kysely<Database> | Transaction<Database>, jobs: readonly DeliveryJob[]): Promise<void> {
-    if (jobs.length === 0) return;
+  #insertQueries(jobs: readonly DeliveryJob[]): CompiledQuery[] {
     const now = this.#opts.clock.now();
     const rows = jobs.map((job) => ({
       id: job.logId,
@@ -120,14 +121,18 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       locked_until: 0,
       created_at: now,
     }));
+    const queries: CompiledQuery[] = [];
     // 6 columns a row; stay well below SQLite's bound-parameter limit.
     for (let start = 0; start < rows.length; start += 1000) {
-      await db
-        .insertInto("queue_jobs")
-        .values(rows.slice(start, start + 1000))
-        .onConflict((oc) => oc.column("id").doNothing())
-        .execute();
+      queries.push(
+        this.#opts.db
+          .insertInto("queue_jobs")
+          .values(rows.slice(start, start + 1000))
+          .onConflict((oc) => oc.column("id").doNothing())
+          .compile(),
+      );
     }
+    return queries;
   }
 
   async #run(): Promise<void> {
@@ -224,22 +229,27 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   }
 
   async #applyAcks(acks: Ack[]): Promise<void> {
+    const { db } = this.#opts;
     const done = acks.filter((ack) => ack.outcome.kind === "done").map((ack) => ack.id);
-    await this.#opts.db.transaction().execute(async (trx) => {
-      for (let start = 0; start < done.length; start += 500) {
-        await trx
+    const queries: CompiledQuery[] = [];
+    for (let start = 0; start < done.length; start += 500) {
+      queries.push(
+        db
           .deleteFrom("queue_jobs")
           .where("id", "in", done.slice(start, start + 500))
-          .execute();
-      }
-      for (const ack of acks) {
-        if (ack.outcome.kind !== "retry") continue;
-        await trx
+          .compile(),
+      );
+    }
+    for (const ack of acks) {
+      if (ack.outcome.kind !== "retry") continue;
+      queries.push(
+        db
           .updateTable("queue_jobs")
           .set({ run_at: ack.outcome.runAtMs, locked_until: 0 })
           .where("id", "=", ack.id)
-          .execute();
-      }
-    });
+          .compile(),
+      );
+    }
+    await this.#opts.storage.executeBatch(queries);
   }
 }

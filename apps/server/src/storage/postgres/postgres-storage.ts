@@ -52,6 +52,12 @@ export function openPostgresStorage(options: PostgresOptions): Storage {
   return {
     db,
     dialect: "postgres",
+    async executeBatch(queries) {
+      if (queries.length === 0) return;
+      await db.transaction().execute(async (trx) => {
+        for (const query of queries) await trx.executeQuery(query);
+      });
+    },
     ...(options.schema ? { schema: options.schema } : {}),
     async close() {
       await db.destroy();

@@ -1,4 +1,3 @@
-import type BetterSqlite3 from "better-sqlite3";
 import {
   CompiledQuery,
   type DatabaseConnection,
@@ -13,56 +12,19 @@ import {
   SqliteIntrospector,
   SqliteQueryCompiler,
 } from "kysely";
+import type { SqliteThread } from "./sqlite-thread.js";
 
-/** Prepared statements kept per connection; statements differ only by SQL text. */
-const STATEMENT_CACHE_SIZE = 1_000;
-
-/**
- * FIFO mutex: each unlock wakes exactly the next waiter. (Kysely's built-in SQLite driver wakes every
- * waiter on each unlock, which costs O(n²) microtasks when many deliveries wait for the connection.)
- */
-class FifoMutex {
-  #locked = false;
-  readonly #waiters: (() => void)[] = [];
-
-  lock(): Promise<void> {
-    if (!this.#locked) {
-      this.#locked = true;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  unlock(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#locked = false;
-  }
-}
-
-class CachingSqliteConnection implements DatabaseConnection {
-  readonly #statements = new Map<string, BetterSqlite3.Statement>();
-
-  constructor(private readonly db: BetterSqlite3.Database) {}
-
-  #prepare(sql: string): BetterSqlite3.Statement {
-    let statement = this.#statements.get(sql);
-    if (statement) return statement;
-    statement = this.db.prepare(sql);
-    if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
-      const oldest = this.#statements.keys().next().value;
-      if (oldest !== undefined) this.#statements.delete(oldest);
-    }
-    this.#statements.set(sql, statement);
-    return statement;
-  }
+class ThreadedSqliteConnection implements DatabaseConnection {
+  constructor(private readonly thread: SqliteThread) {}
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const statement = this.#prepare(compiledQuery.sql);
-    const parameters = compiledQuery.parameters as unknown[];
-    if (statement.reader) return { rows: statement.all(parameters) as R[] };
-    const { changes, lastInsertRowid } = statement.run(parameters);
-    return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+    const result = await this.thread.execute(compiledQuery.sql, compiledQuery.parameters);
+    if (result.changes === undefined) return { rows: result.rows as R[] };
+    return {
+      numAffectedRows: BigInt(result.changes),
+      insertId: BigInt(result.lastInsertRowid ?? 0),
+      rows: result.rows as R[],
+    };
   }
 
   // biome-ignore lint/correctness/useYield: streaming is not used by Mitte; refuse rather than half-support it.
@@ -71,19 +33,18 @@ class CachingSqliteConnection implements DatabaseConnection {
   }
 }
 
-class FastSqliteDriver implements Driver {
-  readonly #mutex = new FifoMutex();
-  readonly #connection: CachingSqliteConnection;
+class ThreadedSqliteDriver implements Driver {
+  readonly #connection: ThreadedSqliteConnection;
 
-  constructor(private readonly db: BetterSqlite3.Database) {
-    this.#connection = new CachingSqliteConnection(db);
+  constructor(private readonly thread: SqliteThread) {
+    this.#connection = new ThreadedSqliteConnection(thread);
   }
 
   async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    // SQLite has one connection here; callers take turns in arrival order.
-    await this.#mutex.lock();
+    // One SQLite connection; callers take turns in arrival order, a transaction holds it throughout.
+    await this.thread.mutex.lock();
     return this.#connection;
   }
 
@@ -100,22 +61,26 @@ class FastSqliteDriver implements Driver {
   }
 
   async releaseConnection(): Promise<void> {
-    this.#mutex.unlock();
+    this.thread.mutex.unlock();
   }
 
   async destroy(): Promise<void> {
-    this.db.close();
+    await this.thread.close();
   }
 }
 
-/** Kysely's SQLite dialect with a fair connection mutex and a prepared-statement cache. */
-export class FastSqliteDialect extends SqliteDialect {
-  constructor(private readonly database: BetterSqlite3.Database) {
-    super({ database });
+/**
+ * Kysely's SQLite dialect, with SQLite on its own thread (prepared statements cached there) and a fair
+ * connection mutex. Query compilation, the adapter and introspection are Kysely's own.
+ */
+export class ThreadedSqliteDialect extends SqliteDialect {
+  constructor(private readonly thread: SqliteThread) {
+    // The base class wants a database only for its own driver, which is replaced below.
+    super({ database: {} as never });
   }
 
   override createDriver(): Driver {
-    return new FastSqliteDriver(this.database);
+    return new ThreadedSqliteDriver(this.thread);
   }
 
   override createAdapter(): DialectAdapter {

@@ -1,10 +1,10 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import BetterSqlite3 from "better-sqlite3";
 import { Kysely } from "kysely";
 import type { Database } from "../schema.js";
 import type { Storage } from "../storage.js";
-import { FastSqliteDialect } from "./sqlite-dialect.js";
+import { ThreadedSqliteDialect } from "./sqlite-dialect.js";
+import { SqliteThread } from "./sqlite-thread.js";
 
 export interface SqliteOptions {
   /** File path, or ":memory:" for tests. */
@@ -15,16 +15,26 @@ export interface SqliteOptions {
 
 export function openSqliteStorage(options: SqliteOptions): Storage {
   if (options.filename !== ":memory:") mkdirSync(dirname(options.filename), { recursive: true });
-  const sqlite = new BetterSqlite3(options.filename);
-  sqlite.pragma("journal_mode = WAL");
-  sqlite.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
-  sqlite.pragma("foreign_keys = ON");
-  // Other processes (the CLI) may write while the server runs; wait for the lock instead of failing.
-  sqlite.pragma("busy_timeout = 5000");
-  const db = new Kysely<Database>({ dialect: new FastSqliteDialect(sqlite) });
+  const thread = new SqliteThread(options.filename, [
+    "journal_mode = WAL",
+    `synchronous = ${options.synchronous ?? "NORMAL"}`,
+    "foreign_keys = ON",
+    // Other processes (the CLI) may write while the server runs; wait for the lock instead of failing.
+    "busy_timeout = 5000",
+  ]);
+  const db = new Kysely<Database>({ dialect: new ThreadedSqliteDialect(thread) });
   return {
     db,
     dialect: "sqlite",
+    async executeBatch(queries) {
+      if (queries.length === 0) return;
+      await thread.mutex.lock();
+      try {
+        await thread.executeBatch(queries);
+      } finally {
+        thread.mutex.unlock();
+      }
+    },
     async close() {
       await db.destroy();
     },
