@@ -7,8 +7,8 @@ const program = new Command()
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(text) });
 
-function config() {
-  return loadConfig(process.env);
+function config(overrides: Record<string, string> = {}) {
+  return loadConfig({ ...process.env, ...overrides });
 }
 
 /** Opens the configured database with the same services the server uses, for one admin command. */
@@ -33,9 +33,14 @@ function email(value: string): string {
 
 program
   .command("start")
-  .description("start the API, ingestion and delivery worker in this process")
-  .action(async () => {
-    const mitte = await startMitte(config());
+  .description("start Mitte: API, ingestion and delivery in this process, or one role of a scale deployment")
+  .addOption(
+    new Option("--role <role>", "all: everything; api: HTTP only; worker: delivery and periodic jobs (scale mode)")
+      .choices(["all", "api", "worker"])
+      .env("MITTE_ROLE"),
+  )
+  .action(async (options: { role?: string }) => {
+    const mitte = await startMitte(config(options.role ? { MITTE_ROLE: options.role } : {}));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
