@@ -35,7 +35,10 @@ program
   .command("start")
   .description("start Mitte: API, ingestion and delivery in this process, or one role of a scale deployment")
   .addOption(
-    new Option("--role <role>", "all: everything; api: HTTP only; worker: delivery and periodic jobs (scale mode)")
+    new Option(
+      "--role <role>",
+      "all: everything; api: HTTP only; worker: delivery and periodic jobs (scale mode)",
+    )
       .choices(["all", "api", "worker"])
       .env("MITTE_ROLE"),
   )
