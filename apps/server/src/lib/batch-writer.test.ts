@@ -15,16 +15,43 @@ describe("BatchWriter (group commit)", () => {
     let running = 0;
     let maxRunning = 0;
     const sizes: number[] = [];
-    const writer = new BatchWriter<number>(async (items) => {
-      running++;
-      maxRunning = Math.max(maxRunning, running);
-      sizes.push(items.length);
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      running--;
-    }, 4);
+    const writer = new BatchWriter<number>(
+      async (items) => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        sizes.push(items.length);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        running--;
+      },
+      { maxBatch: 4 },
+    );
     await Promise.all(Array.from({ length: 10 }, (_, i) => writer.submit(i)));
     expect(sizes).toEqual([4, 4, 2]);
     expect(maxRunning).toBe(1);
+  });
+
+  it("with maxInFlight, starts the next batch while one is applied, in order", async () => {
+    const started: number[][] = [];
+    let running = 0;
+    let maxRunning = 0;
+    const writer = new BatchWriter<number>(
+      async (items) => {
+        started.push(items);
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        running--;
+      },
+      { maxBatch: 2, maxInFlight: 2 },
+    );
+    await Promise.all(Array.from({ length: 6 }, (_, i) => writer.submit(i)));
+    expect(started).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ]);
+    expect(maxRunning).toBe(2);
+    await writer.flush();
   });
 
   it("rejects every item of a failed batch and goes on with the next", async () => {

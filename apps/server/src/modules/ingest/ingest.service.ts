@@ -57,42 +57,45 @@ interface PendingLog {
 export function createIngestService(deps: IngestServiceDeps) {
   const { storage, clock, newId, queue, directory, usage } = deps;
 
-  const writer = new BatchWriter<PendingLog>(async (items) => {
-    const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
-    const { db } = storage;
-    const statements: CompiledQuery[] = [];
-    // 21 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
-    for (let start = 0; start < items.length; start += 200) {
-      statements.push(
-        db
-          .insertInto("webhook_logs")
-          .values(items.slice(start, start + 200).map((item) => item.row))
-          .compile(),
-      );
-    }
-    const perUser = new Map<string, number>();
-    for (const item of items) {
-      if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
-    }
-    const period = usagePeriod(clock.now());
-    for (const [userId, count] of perUser) {
-      statements.push(
-        db
-          .insertInto("usage_counters")
-          .values({ user_id: userId, period, request_count: count })
-          .onConflict((oc) =>
-            oc
-              .columns(["user_id", "period"])
-              .doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
-          )
-          .compile(),
-      );
-    }
-    statements.push(...queue.stage(jobs));
-    // Logs, usage and (embedded) jobs commit together, in one round trip.
-    await storage.executeBatch(statements);
-    await queue.afterCommit(jobs);
-  }, deps.maxBatch ?? 500);
+  const writer = new BatchWriter<PendingLog>(
+    async (items) => {
+      const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
+      const { db } = storage;
+      const statements: CompiledQuery[] = [];
+      // 21 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
+      for (let start = 0; start < items.length; start += 200) {
+        statements.push(
+          db
+            .insertInto("webhook_logs")
+            .values(items.slice(start, start + 200).map((item) => item.row))
+            .compile(),
+        );
+      }
+      const perUser = new Map<string, number>();
+      for (const item of items) {
+        if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
+      }
+      const period = usagePeriod(clock.now());
+      for (const [userId, count] of perUser) {
+        statements.push(
+          db
+            .insertInto("usage_counters")
+            .values({ user_id: userId, period, request_count: count })
+            .onConflict((oc) =>
+              oc
+                .columns(["user_id", "period"])
+                .doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
+            )
+            .compile(),
+        );
+      }
+      statements.push(...queue.stage(jobs));
+      // Logs, usage and (embedded) jobs commit together, in one round trip.
+      await storage.executeBatch(statements);
+      await queue.afterCommit(jobs);
+    },
+    { maxBatch: deps.maxBatch ?? 500, maxInFlight: 2 },
+  );
 
   function quotaRetryAfterSeconds(nowMs: number): number {
     return Math.max(1, Math.ceil((nextPeriodStartMs(nowMs) - nowMs) / 1000));

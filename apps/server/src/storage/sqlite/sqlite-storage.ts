@@ -28,12 +28,17 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     dialect: "sqlite",
     async executeBatch(queries) {
       if (queries.length === 0) return;
+      // The batch is one message, atomic on SQLite's thread, which handles messages in order. The mutex
+      // is needed only while sending, so that the batch cannot land inside someone's open transaction;
+      // the next batch may be sent while this one is written.
       await thread.mutex.lock();
+      let written: Promise<void>;
       try {
-        await thread.executeBatch(queries);
+        written = thread.executeBatch(queries);
       } finally {
         thread.mutex.unlock();
       }
+      await written;
     },
     async close() {
       await db.destroy();
