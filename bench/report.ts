@@ -1,0 +1,378 @@
+/** Markdown rendering of the benchmark results (printed and written to docs/benchmarks.md). */
+import { execFileSync } from "node:child_process";
+import { cpus, platform, release, totalmem } from "node:os";
+import type { Distribution } from "./stats.js";
+import { fmtInt, fmtMs, fmtRatio } from "./stats.js";
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  values: number[];
+}
+
+export interface S1Run {
+  target: "baseline" | "mitte";
+  round: number;
+  reqPerSec: number;
+  ok2xx: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodes: Record<string, number>;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  cpu: Record<string, number>;
+  serverLogLines: number;
+  /** Repeated because other load on the machine disturbed it; not in the medians. */
+  discarded?: boolean;
+}
+
+export interface S1Result {
+  connections: number;
+  warmupSeconds: number;
+  measureSeconds: number;
+  runs: S1Run[];
+  discarded: S1Run[];
+  baseline: Spread;
+  mitte: Spread;
+  ratio: number;
+  mitteNon2xx: number;
+  mitteErrors: number;
+}
+
+export interface S3Result {
+  label: string;
+  /** How the rate was chosen. */
+  basis: string;
+  ratePerSec: number;
+  warmupSeconds: number;
+  measureSeconds: number;
+  connections: number;
+  sent: number;
+  accepted202: number;
+  non202: Record<string, number>;
+  errors: number;
+  firstError: string | null;
+  received: number;
+  /** Accepted webhooks not received when the bench stopped waiting; their latency is a lower bound. */
+  censored: number;
+  /** Smallest of those lower bounds (Infinity when none). */
+  censoredFloorMs: number;
+  drainMaxMs: number;
+  duplicates: number;
+  unexpected: number;
+  latency: Distribution;
+  ingestLatency: Distribution;
+  maxSendLagMs: number;
+  achievedRatePerSec: number;
+  cpu: Record<string, number>;
+  serverLogLines: number;
+}
+
+export interface S4BaselineRun {
+  ratePerSec: number;
+  windowMs: number;
+  clientMs: number;
+  ok: number;
+  statuses: Record<string, number>;
+  received: number;
+  cpu: Record<string, number>;
+}
+
+export interface S4Result {
+  n: number;
+  /** The median pass (ratePerSec is the median of all passes; `runs` has them all). */
+  baseline: S4BaselineRun & { runs: Spread };
+  /** A Mitte run thrown away because other load disturbed it, or null. */
+  discardedMitte: S4Result["mitte"] | null;
+  mitte: {
+    ingestOk: number;
+    ingestStatuses: Record<string, number>;
+    ingestMs: number;
+    shutdown: string;
+    readyMs: number;
+    ratePerSec: number;
+    windowMs: number;
+    readyToDoneMs: number;
+    spawnToDoneMs: number;
+    received: number;
+    distinct: number;
+    complete: boolean;
+    cpu: Record<string, number>;
+    serverLogLines: number;
+  };
+  ratio: number;
+}
+
+export interface Verdict {
+  goal: string;
+  measured: string;
+  met: boolean;
+  note?: string;
+}
+
+export interface Report {
+  startedAt: Date;
+  durationS: number;
+  s1: S1Result;
+  s3: S3Result;
+  /** Supplementary S3 at a rate the delivery side can sustain; no goal attached. */
+  s3b: S3Result;
+  s4: S4Result;
+  verdicts: { s1: Verdict; s3: Verdict; s4: Verdict };
+  observations: string[];
+}
+
+/** A latency percentile of S3; marked "≥" when it falls among the lower bounds of undelivered webhooks. */
+export function fmtLatency(value: number, s3: Pick<S3Result, "censored" | "censoredFloorMs">): string {
+  return s3.censored > 0 && value >= s3.censoredFloorMs ? `≥ ${fmtMs(value)}` : fmtMs(value);
+}
+
+const cpuText = (cpu: Record<string, number>) =>
+  Object.entries(cpu)
+    .map(([name, pct]) => `${name} ${Math.round(pct)}%`)
+    .join(", ") || "n/a";
+
+const statusText = (statuses: Record<string, number>) =>
+  Object.entries(statuses)
+    .map(([code, count]) => `${code}: ${fmtInt(count)}`)
+    .join(", ") || "none";
+
+function codeVersion(): string {
+  try {
+    const run = (args: string[]) =>
+      execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const commit = run(["rev-parse", "--short", "HEAD"]);
+    const dirty = run(["status", "--porcelain", "--untracked-files=no"]).length > 0;
+    return `commit ${commit}${dirty ? " with uncommitted changes in the working tree" : ""}`;
+  } catch {
+    return "unknown (git not available)";
+  }
+}
+
+export function machineFacts(): string[] {
+  const cpuList = cpus();
+  return [
+    `Code: ${codeVersion()}`,
+    `CPUs (os.cpus().length): ${cpuList.length} × ${cpuList[0]?.model.trim() ?? "unknown"}`,
+    `Memory (os.totalmem()): ${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    `Node.js: ${process.version}`,
+    `OS: ${platform()} ${release()}`,
+  ];
+}
+
+/** How many measured windows had other load (not the bench's processes) above 25% of a core. */
+export function runQuality(report: Report): string {
+  const windows: [string, number | undefined][] = [
+    ...report.s1.runs.map((r): [string, number | undefined] => [`S1 ${r.target} ${r.round}`, r.cpu.other]),
+    ["S3", report.s3.cpu.other],
+    ["S4 baseline", report.s4.baseline.cpu.other],
+    ["S4 Mitte", report.s4.mitte.cpu.other],
+    ["S3b", report.s3b.cpu.other],
+  ];
+  const known = windows.filter((w): w is [string, number] => w[1] !== undefined);
+  if (known.length === 0) return "unknown (no /proc/stat)";
+  const disturbed = known.filter(([, other]) => other > 25);
+  if (disturbed.length === 0)
+    return `clean — no other load above 25% of a core in any of ${known.length} measured windows.`;
+  return `disturbed — other work on the machine used more than 25% of a core in ${disturbed.length} of ${
+    known.length
+  } measured windows (${disturbed.map(([name, other]) => `${name}: ${Math.round(other)}%`).join(", ")}); those figures are depressed.`;
+}
+
+export function renderSummaryTable(report: Report): string {
+  const { s1, s3, s4, verdicts } = report;
+  const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [
+    row(["Scenario", "Baseline", "Mitte", "Ratio", "Goal", "Result"]),
+    row(["---", "---:", "---:", "---:", "---", "---"]),
+    row([
+      "S1 ingest throughput (req/s, median of 3)",
+      fmtInt(s1.baseline.median),
+      fmtInt(s1.mitte.median),
+      fmtRatio(s1.ratio),
+      verdicts.s1.goal,
+      `${verdicts.s1.met ? "met" : "missed"} (${verdicts.s1.measured})`,
+    ]),
+    row([
+      `S3 ingest→receipt p99 at ${fmtInt(s3.ratePerSec)} req/s`,
+      "—",
+      fmtLatency(s3.latency.p99, s3),
+      "—",
+      verdicts.s3.goal,
+      `${verdicts.s3.met ? "met" : "missed"} (${verdicts.s3.measured})`,
+    ]),
+    row([
+      `S3b (supplementary) p99 at ${fmtInt(report.s3b.ratePerSec)} req/s`,
+      "—",
+      fmtLatency(report.s3b.latency.p99, report.s3b),
+      "—",
+      "none",
+      "information only",
+    ]),
+    row([
+      `S4 delivery throughput (deliveries/s, N=${fmtInt(s4.n)})`,
+      fmtInt(s4.baseline.ratePerSec),
+      fmtInt(s4.mitte.ratePerSec),
+      fmtRatio(s4.ratio),
+      verdicts.s4.goal,
+      `${verdicts.s4.met ? "met" : "missed"} (${verdicts.s4.measured})`,
+    ]),
+  ].join("\n");
+}
+
+function renderS3(s3: S3Result, verdict: Verdict | null): string[] {
+  const title = verdict
+    ? `## ${s3.label} — ingest→receipt latency at half the measured Mitte ceiling`
+    : `## ${s3.label} — supplementary: the same latency measurement at half the measured delivery rate`;
+  return [
+    title,
+    "",
+    ...(verdict
+      ? [
+          `Open-loop sender (own, on an undici Pool with ${s3.connections} connections — autocannon's \`overallRate\` is`,
+          "closed-loop per connection and does not expose per-request send times). Request i is due at t0 + i/rate and is",
+          "sent then, whatever happened to earlier requests. Latency = time the sink (in the same process, same",
+          "`performance.now()` clock) had read the whole delivered body − the request's due time, so sender lag counts",
+          `against Mitte, not for it. ${s3.warmupSeconds} s warm-up at the same rate excluded, then ${s3.measureSeconds} s measured.`,
+          "Mitte runs with delivery enabled and MITTE_ENDPOINT_CONCURRENCY=64; deliveries are signed (generated secret).",
+        ]
+      : [
+          "Not part of the goals. Same method as S3, at half of Mitte's S4 delivery rate, to help separate saturation",
+          "(backlog queueing when ingest outpaces delivery) from the latency Mitte adds when it keeps up.",
+        ]),
+    "",
+    `- Rate: ${fmtInt(s3.ratePerSec)} req/s (${s3.basis}); achieved send rate ${fmtInt(
+      s3.achievedRatePerSec,
+    )} req/s; max sender lag ${fmtMs(s3.maxSendLagMs)}`,
+    `- Sent (measured window): ${fmtInt(s3.sent)}; answered 202: ${fmtInt(s3.accepted202)}; other statuses: ${statusText(
+      s3.non202,
+    )}; transport errors: ${fmtInt(s3.errors)}${s3.firstError ? ` (first: ${s3.firstError})` : ""}`,
+    `- Received by the sink (of those 202s): ${fmtInt(s3.received)}; not received within ${fmtInt(
+      s3.drainMaxMs / 1000,
+    )} s of the last send: ${fmtInt(s3.censored)} (counted with their lower bound, percentiles marked ≥); duplicates: ${fmtInt(
+      s3.duplicates,
+    )}; unexpected bodies: ${fmtInt(s3.unexpected)}`,
+    "",
+    "| Measure | p50 | p90 | p99 | p99.9 | max |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    `| ingest→receipt | ${fmtLatency(s3.latency.p50, s3)} | ${fmtLatency(s3.latency.p90, s3)} | ${fmtLatency(
+      s3.latency.p99,
+      s3,
+    )} | ${fmtLatency(s3.latency.p999, s3)} | ${fmtLatency(s3.latency.max, s3)} |`,
+    `| ingest → 202 response | ${fmtMs(s3.ingestLatency.p50)} | ${fmtMs(s3.ingestLatency.p90)} | ${fmtMs(
+      s3.ingestLatency.p99,
+    )} | ${fmtMs(s3.ingestLatency.p999)} | ${fmtMs(s3.ingestLatency.max)} |`,
+    "",
+    ...(verdict ? [`- Goal p99 ≤ 50 ms — ${verdict.met ? "met" : "missed"} (${verdict.measured})`] : []),
+    `- CPU during the window (100% = 1 core; bench includes the sender and the sink): ${cpuText(s3.cpu)}`,
+    "",
+  ];
+}
+
+export function renderMarkdown(report: Report): string {
+  const { s1, s3, s4, verdicts } = report;
+  const lines: string[] = [];
+  const push = (...more: string[]) => lines.push(...more);
+
+  push(
+    "# Mitte benchmarks",
+    "",
+    "Generated by `npm run bench` (bench/run.ts). Every Mitte figure is set against a baseline measured in the same run",
+    "by the same load generator, on the same machine, over loopback (127.0.0.1). Load generator, baselines and Mitte",
+    "share the machine's cores, so absolute numbers are machine-bound; the ratios are the point.",
+    "",
+    `- Date: ${report.startedAt.toISOString()} (run took ${Math.round(report.durationS)} s)`,
+    ...machineFacts().map((fact) => `- ${fact}`),
+    "- Command: `npm run bench`",
+    "",
+    "## Summary",
+    "",
+    renderSummaryTable(report),
+    "",
+  );
+  push(`- Run quality: ${runQuality(report)}`);
+  for (const verdict of [verdicts.s1, verdicts.s3, verdicts.s4]) {
+    if (verdict.note) push(`- ${verdict.note}`);
+  }
+  push("");
+
+  push(
+    "## S1 — ingest throughput",
+    "",
+    `autocannon, ${s1.connections} connections, POST of a 1024-byte Stripe-like JSON body with Stripe headers,`,
+    `${s1.warmupSeconds} s warm-up (discarded) then ${s1.measureSeconds} s measured; req/s is autocannon's mean of`,
+    "per-second samples. Runs interleaved B, M, B, M, B, M.",
+    "",
+    "- Baseline: bare `node:http` server (child process) that reads the whole body and answers 202 with a small JSON body.",
+    "- Mitte: `node apps/cli/bin/mitte.js start`, delivery disabled, rate limits off, fresh data dir and pro user per run,",
+    "  one endpoint created through the REST API.",
+    "",
+    "CPU columns: share of one core used by each process during the measured window (`bench` is autocannon);",
+    "`other` is everything else busy on the machine (other people's work on a shared box). Before each run the bench",
+    `waits (bounded) for the machine to be quiet; a run during which \`other\` exceeded 25% is discarded and measured`,
+    "again (at most 3 repeats per `npm run bench`); discarded runs are listed but excluded from the medians.",
+    "",
+    "| Round | Target | req/s | 2xx | non-2xx | errors | latency p50 / p99 | CPU (100% = 1 core) |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...[...s1.runs, ...s1.discarded]
+      .sort((a, b) => a.round - b.round)
+      .map(
+        (run) =>
+          `| ${run.round}${run.discarded ? " (discarded)" : ""} | ${run.target} | ${fmtInt(run.reqPerSec)} | ${fmtInt(
+            run.ok2xx,
+          )} | ${fmtInt(run.non2xx)} | ${fmtInt(run.errors)} | ${run.latencyP50Ms} / ${run.latencyP99Ms} ms | ${cpuText(
+            run.cpu,
+          )} |`,
+      ),
+    "",
+    `- Baseline: median ${fmtInt(s1.baseline.median)} req/s (range ${fmtInt(s1.baseline.min)}–${fmtInt(s1.baseline.max)})`,
+    `- Mitte: median ${fmtInt(s1.mitte.median)} req/s (range ${fmtInt(s1.mitte.min)}–${fmtInt(s1.mitte.max)})`,
+    `- Ratio of medians: ${fmtRatio(s1.ratio)} (goal ≥ 0.5×) — ${verdicts.s1.met ? "met" : "missed"}`,
+    `- Mitte non-2xx responses over all measured runs: ${fmtInt(s1.mitteNon2xx)}; transport errors: ${fmtInt(s1.mitteErrors)}`,
+    "",
+    ...renderS3(s3, verdicts.s3),
+    ...renderS3(report.s3b, null),
+    "## S4 — delivery throughput",
+    "",
+    `N = ${fmtInt(s4.n)} webhooks of 1024 bytes. The sink runs in its own child process, answers 200 and reports over IPC.`,
+    "Rate = (N − 1) / (last receipt − first receipt), both timestamps taken in the sink, for baseline and Mitte alike:",
+    "Mitte's start-up (and the time before its first delivery) is excluded by starting the clock at the first receipt.",
+    "",
+    "- Baseline: undici `request` loop in the bench process, 64 requests in flight on a keep-alive Agent, posting the",
+    `  same N bodies to the same sink; ${s4.baseline.runs.values.length} passes (about a second each), median reported.`,
+    "- Mitte: the N webhooks are ingested with delivery disabled, Mitte is stopped (SIGTERM, exit awaited), then started",
+    "  again on the same data dir with delivery enabled, MITTE_DELIVERY_CONCURRENCY=64, MITTE_ENDPOINT_CONCURRENCY=64.",
+    "",
+    "| | Baseline (median pass) | Mitte |",
+    "| --- | ---: | ---: |",
+    `| deliveries/s | ${fmtInt(s4.baseline.ratePerSec)} (range ${fmtInt(s4.baseline.runs.min)}–${fmtInt(
+      s4.baseline.runs.max,
+    )}) | ${fmtInt(s4.mitte.ratePerSec)} |`,
+    `| first→last receipt | ${fmtMs(s4.baseline.windowMs)} | ${fmtMs(s4.mitte.windowMs)} |`,
+    `| received (distinct) | ${fmtInt(s4.baseline.received)} | ${fmtInt(s4.mitte.distinct)} (total ${fmtInt(s4.mitte.received)}) |`,
+    `| CPU (100% = 1 core) | ${cpuText(s4.baseline.cpu)} | ${cpuText(s4.mitte.cpu)} |`,
+    "",
+    `- Ratio: ${fmtRatio(s4.ratio)} (goal ≥ 0.5×) — ${verdicts.s4.met ? "met" : "missed"}`,
+    `- Mitte ingest of the N webhooks: ${fmtInt(s4.mitte.ingestOk)} × 2xx (${statusText(s4.mitte.ingestStatuses)}) in ${fmtMs(
+      s4.mitte.ingestMs,
+    )}; shutdown: ${s4.mitte.shutdown}`,
+    `- Mitte restart: spawn → /healthz 200 in ${fmtMs(s4.mitte.readyMs)}; /healthz → all N received ${fmtMs(
+      s4.mitte.readyToDoneMs,
+    )}; spawn → all N received ${fmtMs(s4.mitte.spawnToDoneMs)}`,
+    ...(s4.discardedMitte
+      ? [
+          `- A first Mitte run (${fmtInt(s4.discardedMitte.ratePerSec)} deliveries/s, CPU ${cpuText(
+            s4.discardedMitte.cpu,
+          )}) was discarded because other load exceeded 25% of a core, and measured again.`,
+        ]
+      : []),
+    "",
+  );
+
+  if (report.observations.length > 0) {
+    push("## Observations", "", ...report.observations.map((o) => `- ${o}`), "");
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,160 @@
+/** Small statistics and CPU-accounting helpers. */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { performance } from "node:perf_hooks";
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Nearest-rank percentile of an ascending-sorted array (q in 0..100). */
+export function percentileSorted(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((q / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export interface Distribution {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+export function distribution(values: readonly number[]): Distribution {
+  const sorted = Float64Array.from(values).sort();
+  const list = Array.from(sorted);
+  const sum = list.reduce((acc, v) => acc + v, 0);
+  return {
+    count: list.length,
+    p50: percentileSorted(list, 50),
+    p90: percentileSorted(list, 90),
+    p99: percentileSorted(list, 99),
+    p999: percentileSorted(list, 99.9),
+    max: list.length ? list[list.length - 1]! : Number.NaN,
+    mean: list.length ? sum / list.length : Number.NaN,
+  };
+}
+
+export const fmtInt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
+export const fmtMs = (n: number) =>
+  Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.toFixed(1)} ms` : "n/a";
+export const fmtRatio = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "n/a");
+export const fmtPct = (n: number) => (Number.isFinite(n) ? `${Math.round(n)}%` : "n/a");
+
+let clockTicks: number | null = null;
+function ticksPerSecond(): number {
+  if (clockTicks !== null) return clockTicks;
+  try {
+    clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    clockTicks = 100;
+  }
+  return clockTicks;
+}
+
+/** user+system CPU time of a process in ms, from /proc (Linux); null where unavailable. */
+export function processCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  if (pid === process.pid) {
+    const usage = process.cpuUsage();
+    return (usage.user + usage.system) / 1000;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / ticksPerSecond();
+  } catch {
+    return null;
+  }
+}
+
+/** Busy and total jiffies summed over all CPUs, from /proc/stat; null where unavailable. */
+function machineTicks(): { busy: number; total: number } | null {
+  try {
+    // user nice system idle iowait irq softirq steal
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = f.reduce((sum, v) => sum + v, 0);
+    // irq/softirq (loopback networking) is left out of "busy": it is largely our own traffic.
+    return { busy: (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[7] ?? 0), total };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU busy on the whole machine over `windowMs`, in % of one core (200% = both cores of a 2-core box). */
+export async function machineBusyPct(windowMs: number): Promise<number | null> {
+  const a = machineTicks();
+  await new Promise<void>((done) => setTimeout(done, windowMs));
+  const b = machineTicks();
+  if (!a || !b || b.total <= a.total) return null;
+  return ((b.busy - a.busy) / (b.total - a.total)) * cpus().length * 100;
+}
+
+/**
+ * Measures the CPU share (100% = one core) of named processes over a window, `top`-style.
+ * A process that exits before `stop()` reports what it used up to its last successful read. `other` is the
+ * rest of the machine's busy time in the window (other processes, unattributed kernel work).
+ */
+export class CpuWindow {
+  private readonly start = new Map<string, number | null>();
+  private readonly last = new Map<string, number | null>();
+  private readonly startedAt = performance.now();
+  private readonly machineStart = machineTicks();
+  private timer: NodeJS.Timeout;
+
+  constructor(private readonly pids: Record<string, number | undefined>) {
+    for (const [name, pid] of Object.entries(pids)) {
+      const value = processCpuMs(pid);
+      this.start.set(name, value);
+      this.last.set(name, value);
+    }
+    // Re-read periodically so a process that exits mid-window still has a recent reading.
+    this.timer = setInterval(() => this.read(), 500);
+    this.timer.unref();
+  }
+
+  private read(): void {
+    for (const [name, pid] of Object.entries(this.pids)) {
+      const value = processCpuMs(pid);
+      if (value !== null) this.last.set(name, value);
+    }
+  }
+
+  stop(): Record<string, number> {
+    this.read();
+    clearInterval(this.timer);
+    const wallMs = performance.now() - this.startedAt;
+    const shares: Record<string, number> = {};
+    for (const name of Object.keys(this.pids)) {
+      const a = this.start.get(name);
+      const b = this.last.get(name);
+      if (a != null && b != null && wallMs > 0) shares[name] = ((b - a) / wallMs) * 100;
+    }
+    // Everything else on the machine (other processes, kernel work not charged to ours): a noisy-neighbour flag.
+    const machineEnd = machineTicks();
+    if (this.machineStart && machineEnd && machineEnd.total > this.machineStart.total) {
+      const busyShare =
+        (machineEnd.busy - this.machineStart.busy) / (machineEnd.total - this.machineStart.total);
+      const machinePct = busyShare * cpus().length * 100;
+      const ours = Object.values(shares).reduce((sum, v) => sum + v, 0);
+      shares.other = Math.max(0, machinePct - ours);
+    }
+    return shares;
+  }
+}
+
+export function describeCpu(shares: Record<string, number>): string {
+  return Object.entries(shares)
+    .map(([name, pct]) => `${name} ${fmtPct(pct)}`)
+    .join(", ");
+}
