@@ -4,7 +4,10 @@ import { defineConfig } from "vitest/config";
 const scale = Boolean(process.env.MITTE_TEST_DATABASE_URL && process.env.MITTE_TEST_REDIS_URL);
 
 export default defineConfig({
+  // Workspace packages resolve to their TypeScript sources (the "mitte-source" export condition), never to
+  // a possibly stale dist/.
   resolve: { conditions: ["mitte-source"] },
+  ssr: { resolve: { conditions: ["mitte-source"], externalConditions: ["mitte-source"] } },
   test: {
     include: ["apps/**/src/**/*.test.ts", "packages/**/src/**/*.test.ts"],
     exclude: scale ? ["**/node_modules/**"] : ["**/node_modules/**", "**/*.scale.test.ts"],

@@ -110,6 +110,23 @@ user
     console.log(`${options.email} is now on the ${options.plan} plan.`);
   });
 
+program
+  .command("mail")
+  .description("mail kept in the outbox when no RESEND_API_KEY is set")
+  .command("list")
+  .description("newest first: to, subject, text, links")
+  .option("--limit <n>", "how many", (value) => Number.parseInt(value, 10), 20)
+  .option("--json", "print JSON")
+  .action(async (options: { limit: number; json?: boolean }) => {
+    const mails = await withServices((services) => services.users.outbox(options.limit));
+    if (options.json) {
+      console.log(JSON.stringify(mails));
+      return;
+    }
+    for (const mail of mails)
+      console.log(`${mail.createdAt}  ${mail.to}  ${mail.subject}\n  ${mail.links.join("\n  ")}`);
+  });
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError) console.error(error.message);
   else console.error(error instanceof Error ? error.message : error);

@@ -8,10 +8,12 @@ import { sql } from "kysely";
 import type { Deps } from "./deps.js";
 import { AppError, type ErrorCode, errorBody, errorStatus } from "./errors.js";
 import { apiKeyRoutes } from "./modules/api-keys/api-key.routes.js";
+import { authRoutes } from "./modules/auth/auth.routes.js";
 import { requireUser } from "./modules/auth/authenticate.js";
 import { endpointRoutes } from "./modules/endpoints/endpoint.routes.js";
 import { ingestRoutes } from "./modules/ingest/ingest.routes.js";
 import { logRoutes } from "./modules/logs/log.routes.js";
+import { meRoutes } from "./modules/users/me.routes.js";
 import type { Services } from "./services.js";
 
 /** Body limit of the JSON management API (webhook bodies have their own, larger limit). */
@@ -151,14 +153,24 @@ export async function buildApp(
     ingest: services.ingest,
     maxPayloadBytes: deps.config.ingest.maxPayloadBytes,
   });
+  const nowMs = () => deps.clock.now();
+  await app.register(authRoutes, {
+    accounts: services.accounts,
+    sessions: services.sessions,
+    secureCookies: services.publicUrl.startsWith("https:"),
+    nowMs,
+  });
 
-  // Everything registered in this scope requires an API key (and, later, a session).
+  // Everything registered in this scope requires an API key or a session.
   await app.register(async (api) => {
     api.addHook("onRoute", (route) => {
       route.config = { ...(route.config as object), authenticated: true };
       for (const method of [route.method].flat()) authenticatedRoutes.push({ method, url: route.url });
     });
-    api.addHook("onRequest", requireUser(services.apiKeys));
+    api.addHook(
+      "onRequest",
+      requireUser(services.apiKeys, services.sessions, [new URL(services.publicUrl).origin]),
+    );
     await api.register(endpointRoutes, {
       endpoints: services.endpoints,
       directory: services.directory,
@@ -166,6 +178,13 @@ export async function buildApp(
     });
     await api.register(logRoutes, { logs: services.logs });
     await api.register(apiKeyRoutes, { apiKeys: services.apiKeys });
+    await api.register(meRoutes, {
+      users: services.users,
+      apiKeys: services.apiKeys,
+      sessions: services.sessions,
+      directory: services.directory,
+      nowMs,
+    });
   });
 
   return app;

@@ -72,6 +72,20 @@ const envSchema = z.object({
   /** Run the delivery worker in this process (embedded mode); `false` only ingests. */
   MITTE_DELIVERY_ENABLED: boolFromEnv.default(true),
 
+  // mail
+  /** Resend API key; without one, mail goes to the outbox (`npx mitte mail list`). */
+  RESEND_API_KEY: z.string().optional(),
+  /** Resend API base URL (tests point it at a local stand-in). */
+  RESEND_BASE_URL: z.url().optional(),
+  MITTE_MAIL_FROM: z.string().min(3).default("Mitte <notifications@mitte.localhost>"),
+
+  // accounts
+  /** Session lifetime, renewed while the session is used. Default 30 days. */
+  MITTE_SESSION_TTL_MS: intFromEnv(60_000).default(30 * 24 * 60 * 60 * 1000),
+  /** Login attempts per account and per client IP within 15 minutes before 429. */
+  MITTE_LOGIN_ATTEMPTS_PER_ACCOUNT: intFromEnv(1).default(10),
+  MITTE_LOGIN_ATTEMPTS_PER_IP: intFromEnv(1).default(50),
+
   // security
   /** 32-byte key (hex or base64) for secrets at rest; embedded mode generates one in the data dir. */
   MITTE_SECRET_KEY: z.string().optional(),
@@ -118,6 +132,8 @@ export interface Config {
     allowPrivateTargets: string[];
   };
   security: { secretKey: string | undefined };
+  mail: { resendApiKey: string | undefined; resendBaseUrl: string | undefined; from: string };
+  accounts: { sessionTtlMs: number; loginAttemptsPerAccount: number; loginAttemptsPerIp: number };
   log: { level: Env["LOG_LEVEL"] };
 }
 
@@ -178,6 +194,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         .filter(Boolean),
     },
     security: { secretKey: e.MITTE_SECRET_KEY },
+    mail: { resendApiKey: e.RESEND_API_KEY, resendBaseUrl: e.RESEND_BASE_URL, from: e.MITTE_MAIL_FROM },
+    accounts: {
+      sessionTtlMs: e.MITTE_SESSION_TTL_MS,
+      loginAttemptsPerAccount: e.MITTE_LOGIN_ATTEMPTS_PER_ACCOUNT,
+      loginAttemptsPerIp: e.MITTE_LOGIN_ATTEMPTS_PER_IP,
+    },
     log: { level: e.LOG_LEVEL },
   };
 }

@@ -5,6 +5,7 @@ import { type Clock, systemClock } from "./lib/clock.js";
 import { createSecretBox, type SecretBox } from "./lib/crypto.js";
 import { createIdGenerator, type IdGenerator } from "./lib/ids.js";
 import { createLogger, type Logger } from "./lib/logger.js";
+import { type Mailer, OutboxMailer, ResendMailer } from "./lib/mailer.js";
 import { createOutboundHttp, type OutboundHttp } from "./lib/outbound-http.js";
 import { type PubSub, RedisPubSub } from "./lib/pubsub.js";
 import { loadOrCreateSecretKeyFile, parseSecretKey } from "./lib/secret-key.js";
@@ -42,6 +43,7 @@ export interface Deps {
   brokerReady(): boolean;
   secretBox: SecretBox;
   outbound: OutboundHttp;
+  mailer: Mailer;
   /**
    * Closes every adapter in dependency order. `afterQueue` runs once the queue stopped (no handler runs
    * any more) and before storage closes: the place to flush buffered writes.
@@ -50,7 +52,10 @@ export interface Deps {
 }
 
 export type DepsOverrides = Partial<
-  Pick<Deps, "clock" | "logger" | "newId" | "random" | "storage" | "queue" | "secretBox" | "outbound">
+  Pick<
+    Deps,
+    "clock" | "logger" | "newId" | "random" | "storage" | "queue" | "secretBox" | "outbound" | "mailer"
+  >
 >;
 
 function resolveSecretKey(config: Config): Buffer {
@@ -100,13 +105,21 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const outbound =
     overrides.outbound ??
     createOutboundHttp({ policy: createAddressPolicy(config.delivery.allowPrivateTargets) });
+  const newId = overrides.newId ?? createIdGenerator(clock);
+  const { resendApiKey, resendBaseUrl, from } = config.mail;
+  const mailer =
+    overrides.mailer ??
+    (resendApiKey
+      ? new ResendMailer(resendApiKey, from, resendBaseUrl)
+      : new OutboxMailer(storage.db, clock, newId, logger));
   const common = {
     config,
     clock,
     logger,
     storage,
     outbound,
-    newId: overrides.newId ?? createIdGenerator(clock),
+    mailer,
+    newId,
     random: overrides.random ?? Math.random,
     secretBox: overrides.secretBox ?? createSecretBox(resolveSecretKey(config)),
   };

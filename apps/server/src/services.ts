@@ -1,5 +1,8 @@
 import type { Deps } from "./deps.js";
 import { createApiKeyService } from "./modules/api-keys/api-key.service.js";
+import { createAccountService } from "./modules/auth/account.service.js";
+import { createOneTimeTokens } from "./modules/auth/one-time-tokens.js";
+import { createSessionService } from "./modules/auth/session.service.js";
 import { createDeliveryService, type DeliveryOutcomeEvent } from "./modules/delivery/delivery.service.js";
 import { createReconciler } from "./modules/delivery/reconciler.js";
 import { createEndpointService } from "./modules/endpoints/endpoint.service.js";
@@ -24,6 +27,29 @@ export function createServices(
   const apiKeys = createApiKeyService({ storage, clock, newId });
   const users = createUserService({ storage, clock, newId, apiKeys });
   const publicUrl = (config.http.publicUrl ?? `http://localhost:${config.http.port}`).replace(/\/+$/, "");
+  const sessions = createSessionService({ storage, clock, newId, ttlMs: config.accounts.sessionTtlMs });
+  const FIFTEEN_MINUTES = 15 * 60 * 1000;
+  const accounts = createAccountService({
+    storage,
+    clock,
+    users,
+    sessions,
+    tokens: createOneTimeTokens({ storage, clock, newId }),
+    mailer: deps.mailer,
+    publicUrl,
+    loginLimiterByAccount: deps.createRateLimiter(
+      "login-account",
+      config.accounts.loginAttemptsPerAccount,
+      FIFTEEN_MINUTES,
+      FIFTEEN_MINUTES,
+    ),
+    loginLimiterByIp: deps.createRateLimiter(
+      "login-ip",
+      config.accounts.loginAttemptsPerIp,
+      FIFTEEN_MINUTES,
+      FIFTEEN_MINUTES,
+    ),
+  });
   const endpoints = createEndpointService({ storage, clock, newId, secretBox, directory, queue, publicUrl });
   const { rateLimitEndpointPerMin, rateLimitIpPerMin, rateLimitBlockMs } = config.ingest;
   const ingest = createIngestService({
@@ -65,7 +91,20 @@ export function createServices(
     staleAfterMs: config.queue.reconcileAfterMs,
     deliveringStaleMs: config.delivery.timeoutMs * 2 + 90_000,
   });
-  return { directory, apiKeys, users, endpoints, ingest, delivery, logs, retention, reconciler };
+  return {
+    directory,
+    apiKeys,
+    users,
+    sessions,
+    accounts,
+    publicUrl,
+    endpoints,
+    ingest,
+    delivery,
+    logs,
+    retention,
+    reconciler,
+  };
 }
 
 export type Services = ReturnType<typeof createServices>;

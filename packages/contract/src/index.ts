@@ -3,6 +3,7 @@
  * Output shapes are plain interfaces: the server builds them, clients read them.
  */
 
+export * from "./accounts.js";
 export * from "./api-keys.js";
 export * from "./endpoints.js";
 export * from "./logs.js";

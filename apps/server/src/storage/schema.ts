@@ -12,6 +12,10 @@ export interface Database {
   delivery_attempts: DeliveryAttemptsTable;
   queue_jobs: QueueJobsTable;
   usage_counters: UsageCountersTable;
+  sessions: SessionsTable;
+  one_time_tokens: OneTimeTokensTable;
+  oauth_accounts: OauthAccountsTable;
+  mail_outbox: MailOutboxTable;
 }
 
 export type Plan = "free" | "pro";
@@ -24,6 +28,50 @@ export interface UsersTable {
   trial_ends_at: number | null;
   created_at: number;
   updated_at: number;
+  /** argon2id; null for OAuth-only accounts. */
+  password_hash: string | null;
+  email_verified_at: number | null;
+  avatar_url: string | null;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  /** SHA-256 of the cookie's token; the token itself is never stored. */
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  last_seen_at: number;
+}
+
+export type OneTimePurpose = "verify_email" | "password_reset";
+
+export interface OneTimeTokensTable {
+  id: string;
+  user_id: string;
+  purpose: OneTimePurpose;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface OauthAccountsTable {
+  provider: string;
+  provider_user_id: string;
+  user_id: string;
+  created_at: number;
+}
+
+/** Mail kept when no mail provider is configured, so a self-hoster can still follow sign-up links. */
+export interface MailOutboxTable {
+  id: string;
+  to_address: string;
+  subject: string;
+  text_body: string;
+  /** JSON array of the links in the mail. */
+  links: string;
+  created_at: number;
 }
 
 export interface ApiKeysTable {

@@ -3,6 +3,7 @@ import { Migrator } from "kysely";
 import type { Dialect } from "./dialect.js";
 import * as initial from "./migrations/001-initial.js";
 import * as logStatusIndex from "./migrations/002-log-status-index.js";
+import * as accounts from "./migrations/003-accounts.js";
 import type { Database } from "./schema.js";
 
 export type { Dialect } from "./dialect.js";
@@ -25,6 +26,7 @@ export interface Storage {
 const migrations: Record<string, (db: Kysely<unknown>, dialect: Dialect) => Promise<void>> = {
   "001-initial": initial.up,
   "002-log-status-index": logStatusIndex.up,
+  "003-accounts": accounts.up,
 };
 
 export async function migrateToLatest(storage: Storage): Promise<void> {

@@ -56,7 +56,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     ...scaleEnv,
     ...options.env,
   });
-  const logger = pino({ level: "silent" });
+  const logger = pino({ level: process.env.MITTE_TEST_LOG ?? "silent" });
   const { storage, drop } = await openTestStorage(logger);
   const deps = await createDeps(config, { clock, logger, storage, random: options.random ?? (() => 0.5) });
   const services = createServices(deps);

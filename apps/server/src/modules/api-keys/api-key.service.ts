@@ -19,8 +19,11 @@ export interface ApiKeyView {
 
 /** `last_used_at` is written at most this often per key, so authenticated traffic is not a write each. */
 const LAST_USED_RESOLUTION_MS = 60_000;
-/** Positive authentications are cached briefly; revocation clears the entry in this process. */
-const CACHE_TTL_MS = 30_000;
+/**
+ * Positive authentications are cached briefly. Revocation and account deletion clear the entry in this
+ * process at once; other processes (scale mode) stop accepting the key within this time.
+ */
+const CACHE_TTL_MS = 5_000;
 
 export function createApiKeyService({ storage, clock, newId }: ApiKeyServiceDeps) {
   const { db } = storage;
@@ -64,6 +67,11 @@ export function createApiKeyService({ storage, clock, newId }: ApiKeyServiceDeps
         .executeTakeFirst();
       for (const [hash, entry] of cache) if (entry.keyId === keyId) cache.delete(hash);
       return Number(result.numDeletedRows) > 0;
+    },
+
+    /** Forgets cached authentications of a user's keys (account deleted). */
+    forgetUser(userId: string): void {
+      for (const [hash, entry] of cache) if (entry.userId === userId) cache.delete(hash);
     },
 
     /** Returns the owner of a valid key, or null. Lookup is by SHA-256, so no plaintext key is stored. */

@@ -1,11 +1,14 @@
+import { parse as parseCookies } from "cookie";
 import type { FastifyRequest } from "fastify";
 import { AppError } from "../../errors.js";
 import type { ApiKeyService } from "../api-keys/api-key.service.js";
+import { SESSION_COOKIE, type SessionService } from "./session.service.js";
 
 declare module "fastify" {
   interface FastifyRequest {
     /** Set by `requireUser` on authenticated routes. */
     userId: string;
+    authMethod: "api_key" | "session";
   }
   interface FastifyContextConfig {
     /** Marks a route as authenticated; the isolation test suite enumerates routes by this flag. */
@@ -13,14 +16,49 @@ declare module "fastify" {
   }
 }
 
-/** onRequest hook for authenticated routes: `Authorization: Bearer mk_…`. */
-export function requireUser(apiKeys: ApiKeyService) {
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export function sessionToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.cookie;
+  return header ? parseCookies(header)[SESSION_COOKIE] : undefined;
+}
+
+/**
+ * onRequest hook for authenticated routes: `Authorization: Bearer mk_…` (API clients, MCP) or the
+ * dashboard's session cookie. Cookie-authenticated changes must come from our own origin (CSRF): browsers
+ * send Origin on every cross-site POST/PUT/PATCH/DELETE, and SameSite=Lax keeps the cookie off most of them.
+ */
+export function requireUser(
+  apiKeys: ApiKeyService,
+  sessions: SessionService,
+  trustedOrigins: readonly string[],
+) {
   return async (request: FastifyRequest): Promise<void> => {
     const header = request.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match?.[1]) throw new AppError("unauthorized", "Send an API key as `Authorization: Bearer mk_…`.");
-    const principal = await apiKeys.authenticate(match[1]);
-    if (!principal) throw new AppError("unauthorized", "This API key is not valid.");
-    request.userId = principal.userId;
+    if (header) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      const principal = match?.[1] ? await apiKeys.authenticate(match[1]) : null;
+      if (!principal) throw new AppError("unauthorized", "This API key is not valid.");
+      request.userId = principal.userId;
+      request.authMethod = "api_key";
+      return;
+    }
+    const token = sessionToken(request);
+    const session = token ? await sessions.authenticate(token) : null;
+    if (!session)
+      throw new AppError("unauthorized", "Log in, or send an API key as `Authorization: Bearer mk_…`.");
+    if (!SAFE_METHODS.has(request.method)) {
+      const origin = request.headers.origin ?? request.headers.referer;
+      const host = request.headers.host;
+      const allowed = [...trustedOrigins, ...(host ? [`http://${host}`, `https://${host}`] : [])];
+      if (!origin || !allowed.some((trusted) => origin === trusted || origin.startsWith(`${trusted}/`))) {
+        throw new AppError(
+          "csrf_failed",
+          "This change must come from Mitte's own pages (Origin check failed).",
+        );
+      }
+    }
+    request.userId = session.userId;
+    request.authMethod = "session";
   };
 }

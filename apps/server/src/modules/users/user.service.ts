@@ -1,8 +1,12 @@
+import type { MeView } from "@mitte/contract";
 import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
+import { listOutbox } from "../../lib/mailer.js";
 import type { Plan, UserRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { ApiKeyService } from "../api-keys/api-key.service.js";
+import { toBodyView } from "../logs/body-view.js";
+import { effectivePlan } from "../plans/plan-limits.js";
 
 export interface UserServiceDeps {
   storage: Storage;
@@ -20,7 +24,15 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
 
   return {
     /** Creates a user with a first API key (shown once). Used by the CLI and, later, sign-up. */
-    async createUser(input: { email: string; name?: string; plan?: Plan }): Promise<CreateUserResult> {
+    async createUser(input: {
+      email: string;
+      name?: string;
+      plan?: Plan;
+      passwordHash?: string;
+      emailVerified?: boolean;
+      trialEndsAt?: number;
+      avatarUrl?: string;
+    }): Promise<CreateUserResult> {
       const email = input.email.trim().toLowerCase();
       const existing = await db
         .selectFrom("users")
@@ -34,9 +46,13 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
         email,
         name: input.name ?? null,
         plan: input.plan ?? "free",
-        trial_ends_at: null,
+        trial_ends_at: input.trialEndsAt ?? null,
         created_at: now,
         updated_at: now,
+        password_hash: input.passwordHash ?? null,
+        // Users made by an operator (CLI) are trusted; sign-ups verify by mail.
+        email_verified_at: (input.emailVerified ?? true) ? now : null,
+        avatar_url: input.avatarUrl ?? null,
       };
       await db.insertInto("users").values(user).execute();
       const key = await apiKeys.create(user.id, "default");
@@ -56,6 +72,128 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
       return db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
     },
 
+    async profile(id: string, nowMs: number): Promise<MeView | null> {
+      const user = await db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
+      return user ? toMeView(user, nowMs) : null;
+    },
+
+    async updateProfile(id: string, patch: { name?: string | null | undefined }): Promise<void> {
+      if (patch.name === undefined) return;
+      await db
+        .updateTable("users")
+        .set({ name: patch.name, updated_at: clock.now() })
+        .where("id", "=", id)
+        .execute();
+    },
+
+    /**
+     * Everything the user owns, as one portable JSON document (privacy policy §6). Never includes password
+     * or key hashes, session tokens or signing secrets.
+     */
+    async exportData(id: string): Promise<Record<string, unknown>> {
+      const now = clock.now();
+      const user = await db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+      const endpoints = await db
+        .selectFrom("endpoints")
+        .selectAll()
+        .where("user_id", "=", id)
+        .orderBy("id")
+        .execute();
+      const apiKeys = await db
+        .selectFrom("api_keys")
+        .select(["id", "name", "hint", "created_at", "last_used_at"])
+        .where("user_id", "=", id)
+        .execute();
+      const logs = await db
+        .selectFrom("webhook_logs")
+        .selectAll()
+        .where("user_id", "=", id)
+        .orderBy("id")
+        .execute();
+      const attempts = await db
+        .selectFrom("delivery_attempts")
+        .innerJoin("webhook_logs", "webhook_logs.id", "delivery_attempts.log_id")
+        .selectAll("delivery_attempts")
+        .where("webhook_logs.user_id", "=", id)
+        .orderBy("delivery_attempts.id")
+        .execute();
+      const oauth = await db
+        .selectFrom("oauth_accounts")
+        .select(["provider", "created_at"])
+        .where("user_id", "=", id)
+        .execute();
+      const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+      const attemptsByLog = new Map<string, typeof attempts>();
+      for (const attempt of attempts) {
+        const list = attemptsByLog.get(attempt.log_id);
+        if (list) list.push(attempt);
+        else attemptsByLog.set(attempt.log_id, [attempt]);
+      }
+      return {
+        exportedAt: new Date(now).toISOString(),
+        account: {
+          ...toMeView(user, now),
+          linkedLogins: oauth.map((o) => ({ provider: o.provider, linkedAt: iso(o.created_at) })),
+        },
+        apiKeys: apiKeys.map((k) => ({
+          id: k.id,
+          name: k.name,
+          hint: k.hint,
+          createdAt: iso(k.created_at),
+          lastUsedAt: iso(k.last_used_at),
+        })),
+        endpoints: endpoints.map((e) => ({
+          id: e.id,
+          name: e.name,
+          slug: e.slug,
+          targetUrl: e.target_url,
+          paused: e.is_paused === 1,
+          signed: e.signing_secret_sealed !== null,
+          createdAt: iso(e.created_at),
+        })),
+        webhookLogs: logs.map((log) => ({
+          id: log.id,
+          endpointId: log.endpoint_id,
+          method: log.method,
+          query: log.query,
+          source: log.source,
+          test: log.is_test === 1,
+          status: log.status,
+          requestHeaders: JSON.parse(log.request_headers) as unknown,
+          requestBody: toBodyView(log.request_body),
+          createdAt: iso(log.created_at),
+          attempts: (attemptsByLog.get(log.id) ?? []).map((a) => ({
+            attempt: a.attempt,
+            startedAt: iso(a.started_at),
+            durationMs: a.duration_ms,
+            outcome: a.outcome,
+            responseStatus: a.response_status,
+            responseBody:
+              a.response_body === null ? null : toBodyView(a.response_body, a.response_truncated === 1),
+            errorKind: a.error_kind,
+            errorMessage: a.error_message,
+          })),
+        })),
+        notifications: [],
+      };
+    },
+
+    /** Deletes the user and everything they own; sessions and API keys go with it. */
+    async deleteAccount(id: string): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .deleteFrom("queue_jobs")
+          .where("group_key", "in", (eb) => eb.selectFrom("endpoints").select("id").where("user_id", "=", id))
+          .execute();
+        await trx.deleteFrom("users").where("id", "=", id).execute();
+      });
+    },
+
+    /** Mail kept by the dev outbox (no mail provider configured), newest first. */
+    outbox(limit: number) {
+      return listOutbox(db, limit);
+    },
+
     async count(): Promise<number> {
       const row = await db
         .selectFrom("users")
@@ -63,6 +201,20 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
         .executeTakeFirstOrThrow();
       return Number(row.n);
     },
+  };
+}
+
+export function toMeView(user: UserRow, nowMs: number): MeView {
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    avatarUrl: user.avatar_url,
+    emailVerified: user.email_verified_at !== null,
+    plan: user.plan,
+    effectivePlan: effectivePlan(user, nowMs),
+    trialEndsAt: user.trial_ends_at === null ? null : new Date(user.trial_ends_at).toISOString(),
+    createdAt: new Date(user.created_at).toISOString(),
   };
 }
 
