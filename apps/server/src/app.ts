@@ -10,6 +10,7 @@ import { AppError, type ErrorCode, errorBody, errorStatus } from "./errors.js";
 import { apiKeyRoutes } from "./modules/api-keys/api-key.routes.js";
 import { authRoutes } from "./modules/auth/auth.routes.js";
 import { requireUser } from "./modules/auth/authenticate.js";
+import { oauthRoutes } from "./modules/auth/oauth.routes.js";
 import { endpointRoutes } from "./modules/endpoints/endpoint.routes.js";
 import { ingestRoutes } from "./modules/ingest/ingest.routes.js";
 import { logRoutes } from "./modules/logs/log.routes.js";
@@ -159,6 +160,12 @@ export async function buildApp(
     sessions: services.sessions,
     secureCookies: services.publicUrl.startsWith("https:"),
     nowMs,
+  });
+
+  await app.register(oauthRoutes, {
+    oauth: services.oauth,
+    secureCookies: services.publicUrl.startsWith("https:"),
+    sessionTtlMs: deps.config.accounts.sessionTtlMs,
   });
 
   // Everything registered in this scope requires an API key or a session.

@@ -86,6 +86,18 @@ const envSchema = z.object({
   MITTE_LOGIN_ATTEMPTS_PER_ACCOUNT: intFromEnv(1).default(10),
   MITTE_LOGIN_ATTEMPTS_PER_IP: intFromEnv(1).default(50),
 
+  // OAuth sign-in (a provider is offered when its client id and secret are set)
+  GITHUB_CLIENT_ID: z.string().optional(),
+  GITHUB_CLIENT_SECRET: z.string().optional(),
+  GITHUB_AUTHORIZE_URL: z.url().default("https://github.com/login/oauth/authorize"),
+  GITHUB_TOKEN_URL: z.url().default("https://github.com/login/oauth/access_token"),
+  GITHUB_API_URL: z.url().default("https://api.github.com"),
+  GOOGLE_CLIENT_ID: z.string().optional(),
+  GOOGLE_CLIENT_SECRET: z.string().optional(),
+  GOOGLE_AUTHORIZE_URL: z.url().default("https://accounts.google.com/o/oauth2/v2/auth"),
+  GOOGLE_TOKEN_URL: z.url().default("https://oauth2.googleapis.com/token"),
+  GOOGLE_USERINFO_URL: z.url().default("https://openidconnect.googleapis.com/v1/userinfo"),
+
   // security
   /** 32-byte key (hex or base64) for secrets at rest; embedded mode generates one in the data dir. */
   MITTE_SECRET_KEY: z.string().optional(),
@@ -134,6 +146,22 @@ export interface Config {
   security: { secretKey: string | undefined };
   mail: { resendApiKey: string | undefined; resendBaseUrl: string | undefined; from: string };
   accounts: { sessionTtlMs: number; loginAttemptsPerAccount: number; loginAttemptsPerIp: number };
+  oauth: {
+    github: {
+      clientId: string;
+      clientSecret: string;
+      authorizeUrl: string;
+      tokenUrl: string;
+      apiUrl: string;
+    } | null;
+    google: {
+      clientId: string;
+      clientSecret: string;
+      authorizeUrl: string;
+      tokenUrl: string;
+      userinfoUrl: string;
+    } | null;
+  };
   log: { level: Env["LOG_LEVEL"] };
 }
 
@@ -194,6 +222,28 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         .filter(Boolean),
     },
     security: { secretKey: e.MITTE_SECRET_KEY },
+    oauth: {
+      github:
+        e.GITHUB_CLIENT_ID && e.GITHUB_CLIENT_SECRET
+          ? {
+              clientId: e.GITHUB_CLIENT_ID,
+              clientSecret: e.GITHUB_CLIENT_SECRET,
+              authorizeUrl: e.GITHUB_AUTHORIZE_URL,
+              tokenUrl: e.GITHUB_TOKEN_URL,
+              apiUrl: e.GITHUB_API_URL,
+            }
+          : null,
+      google:
+        e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET
+          ? {
+              clientId: e.GOOGLE_CLIENT_ID,
+              clientSecret: e.GOOGLE_CLIENT_SECRET,
+              authorizeUrl: e.GOOGLE_AUTHORIZE_URL,
+              tokenUrl: e.GOOGLE_TOKEN_URL,
+              userinfoUrl: e.GOOGLE_USERINFO_URL,
+            }
+          : null,
+    },
     mail: { resendApiKey: e.RESEND_API_KEY, resendBaseUrl: e.RESEND_BASE_URL, from: e.MITTE_MAIL_FROM },
     accounts: {
       sessionTtlMs: e.MITTE_SESSION_TTL_MS,

@@ -9,6 +9,8 @@ export const errorStatus = {
   weak_password: 400,
   invalid_token: 400,
   token_expired: 400,
+  invalid_state: 400,
+  no_verified_email: 400,
   unauthorized: 401,
   invalid_credentials: 401,
   forbidden: 403,
@@ -25,6 +27,7 @@ export const errorStatus = {
   quota_exceeded: 429,
   too_many_attempts: 429,
   internal_error: 500,
+  oauth_failed: 502,
   service_unavailable: 503,
 } as const;
 

@@ -1,6 +1,8 @@
 import type { Deps } from "./deps.js";
 import { createApiKeyService } from "./modules/api-keys/api-key.service.js";
 import { createAccountService } from "./modules/auth/account.service.js";
+import { createOauthService } from "./modules/auth/oauth.service.js";
+import { configuredOauthProviders } from "./modules/auth/oauth-providers.js";
 import { createOneTimeTokens } from "./modules/auth/one-time-tokens.js";
 import { createSessionService } from "./modules/auth/session.service.js";
 import { createDeliveryService, type DeliveryOutcomeEvent } from "./modules/delivery/delivery.service.js";
@@ -91,12 +93,22 @@ export function createServices(
     staleAfterMs: config.queue.reconcileAfterMs,
     deliveringStaleMs: config.delivery.timeoutMs * 2 + 90_000,
   });
+  const oauth = createOauthService({
+    storage,
+    clock,
+    logger,
+    users,
+    sessions,
+    providers: configuredOauthProviders(config.oauth),
+    publicUrl,
+  });
   return {
     directory,
     apiKeys,
     users,
     sessions,
     accounts,
+    oauth,
     publicUrl,
     endpoints,
     ingest,

@@ -16,6 +16,15 @@ export interface Database {
   one_time_tokens: OneTimeTokensTable;
   oauth_accounts: OauthAccountsTable;
   mail_outbox: MailOutboxTable;
+  oauth_states: OauthStatesTable;
+}
+
+export interface OauthStatesTable {
+  state_hash: string;
+  provider: string;
+  code_verifier: string;
+  created_at: number;
+  expires_at: number;
 }
 
 export type Plan = "free" | "pro";

@@ -75,6 +75,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         emailVerified: false,
         // Every new account starts a 14-day Pro trial, then falls back to Free unless subscribed.
         trialEndsAt: clock.now() + TRIAL_LENGTH_MS,
+        withApiKey: false,
       });
       if (created.outcome === "email_taken") return { outcome: "email_taken" };
       await sendVerification(created.user);

@@ -16,7 +16,7 @@ export interface UserServiceDeps {
 }
 
 export type CreateUserResult =
-  | { outcome: "created"; user: UserRow; apiKey: string }
+  | { outcome: "created"; user: UserRow; apiKey: string | null }
   | { outcome: "email_taken" };
 
 export function createUserService({ storage, clock, newId, apiKeys }: UserServiceDeps) {
@@ -32,6 +32,8 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
       emailVerified?: boolean;
       trialEndsAt?: number;
       avatarUrl?: string;
+      /** Operator-made users get a first API key; browser sign-ups make their own. Default true. */
+      withApiKey?: boolean;
     }): Promise<CreateUserResult> {
       const email = input.email.trim().toLowerCase();
       const existing = await db
@@ -55,6 +57,7 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
         avatar_url: input.avatarUrl ?? null,
       };
       await db.insertInto("users").values(user).execute();
+      if (input.withApiKey === false) return { outcome: "created", user, apiKey: null };
       const key = await apiKeys.create(user.id, "default");
       return { outcome: "created", user, apiKey: key.key };
     },

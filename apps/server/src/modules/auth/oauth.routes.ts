@@ -1,0 +1,72 @@
+import { serialize } from "cookie";
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { AppError } from "../../errors.js";
+import type { OauthService } from "./oauth.service.js";
+import { SESSION_COOKIE } from "./session.service.js";
+
+const callbackQuery = z.object({ code: z.string().min(1).max(2000), state: z.string().min(1).max(200) });
+
+export interface OauthRoutesOptions {
+  oauth: OauthService;
+  secureCookies: boolean;
+  sessionTtlMs: number;
+}
+
+/** `/api/v1/auth/oauth/:provider/start` redirects to the provider; its callback signs in and redirects home. */
+export async function oauthRoutes(
+  app: FastifyInstance,
+  { oauth, secureCookies, sessionTtlMs }: OauthRoutesOptions,
+): Promise<void> {
+  app.get<{ Params: { provider: string } }>("/api/v1/auth/oauth/:provider/start", async (request, reply) => {
+    const result = await oauth.start(request.params.provider);
+    if (result.outcome === "unknown_provider")
+      throw new AppError("not_found", `Sign-in with ${request.params.provider} is not configured.`);
+    return reply.redirect(result.url, 302);
+  });
+
+  app.get<{ Params: { provider: string }; Querystring: Record<string, string> }>(
+    "/api/v1/auth/oauth/:provider/callback",
+    async (request, reply) => {
+      if (request.query.error)
+        throw new AppError("oauth_failed", `The provider refused: ${request.query.error}`);
+      const { code, state } = callbackQuery.parse(request.query);
+      const result = await oauth.callback(request.params.provider, code, state);
+      switch (result.outcome) {
+        case "logged_in":
+          reply.header(
+            "set-cookie",
+            serialize(SESSION_COOKIE, result.token, {
+              httpOnly: true,
+              secure: secureCookies,
+              sameSite: "lax",
+              path: "/",
+              maxAge: Math.floor(sessionTtlMs / 1000),
+            }),
+          );
+          return reply.redirect("/", 302);
+        case "unknown_provider":
+          throw new AppError("not_found", `Sign-in with ${request.params.provider} is not configured.`);
+        case "invalid_state":
+          throw new AppError(
+            "invalid_state",
+            "This sign-in attempt is unknown, expired or already used; start again.",
+          );
+        case "provider_error":
+          throw new AppError("oauth_failed", "The sign-in provider did not complete the sign-in; try again.");
+        case "no_verified_email":
+          throw new AppError(
+            "no_verified_email",
+            "The provider did not confirm an email address for this account.",
+          );
+        case "email_in_use":
+          throw new AppError(
+            "email_taken",
+            "An account with this email exists but is not verified; log in with its password first.",
+          );
+        default:
+          return result satisfies never;
+      }
+    },
+  );
+}
