@@ -49,6 +49,7 @@ const malformedBodies: Record<string, unknown> = {
   "PATCH /api/v1/endpoints/:id": { targetUrl: "not a url" },
   "POST /api/v1/endpoints/:id/test": { unexpected: true },
   "POST /api/v1/api-keys": { name: "" },
+  "PATCH /api/v1/me": { name: 5 },
 };
 
 describe("tenant isolation on every authenticated route", () => {
