@@ -12,8 +12,10 @@ import { authRoutes } from "./modules/auth/auth.routes.js";
 import { requireUser } from "./modules/auth/authenticate.js";
 import { oauthRoutes } from "./modules/auth/oauth.routes.js";
 import { endpointRoutes } from "./modules/endpoints/endpoint.routes.js";
+import { eventsRoutes } from "./modules/events/events.routes.js";
 import { ingestRoutes } from "./modules/ingest/ingest.routes.js";
 import { logRoutes } from "./modules/logs/log.routes.js";
+import { notificationRoutes } from "./modules/notifications/notification.routes.js";
 import { meRoutes } from "./modules/users/me.routes.js";
 import type { Services } from "./services.js";
 
@@ -185,6 +187,11 @@ export async function buildApp(
     });
     await api.register(logRoutes, { logs: services.logs });
     await api.register(apiKeyRoutes, { apiKeys: services.apiKeys });
+    await api.register(notificationRoutes, {
+      notifications: services.notifications,
+      policy: deps.addressPolicy,
+    });
+    await api.register(eventsRoutes, { hub: services.hub });
     await api.register(meRoutes, {
       users: services.users,
       apiKeys: services.apiKeys,

@@ -9,11 +9,16 @@ import { type Mailer, OutboxMailer, ResendMailer } from "./lib/mailer.js";
 import { createOutboundHttp, type OutboundHttp } from "./lib/outbound-http.js";
 import { type PubSub, RedisPubSub } from "./lib/pubsub.js";
 import { loadOrCreateSecretKeyFile, parseSecretKey } from "./lib/secret-key.js";
-import { createAddressPolicy } from "./lib/ssrf-guard.js";
+import { type AddressPolicy, createAddressPolicy } from "./lib/ssrf-guard.js";
 import { MemoryRateLimiter, type RateLimiter } from "./modules/ingest/rate-limiter.js";
 import { RedisRateLimiter } from "./modules/ingest/redis-rate-limiter.js";
 import { RedisUsageMeter } from "./modules/ingest/redis-usage-meter.js";
 import { EmbeddedUsageMeter, type UsageMeter } from "./modules/ingest/usage-meter.js";
+import {
+  type FailureStreaks,
+  MemoryFailureStreaks,
+  RedisFailureStreaks,
+} from "./modules/notifications/failure-streaks.js";
 import { BullmqDeliveryQueue } from "./queue/bullmq/bullmq-queue.js";
 import { EmbeddedDeliveryQueue } from "./queue/embedded/embedded-queue.js";
 import { BullmqPeriodicJobs, type PeriodicJobs, TimerPeriodicJobs } from "./queue/periodic.js";
@@ -44,6 +49,9 @@ export interface Deps {
   secretBox: SecretBox;
   outbound: OutboundHttp;
   mailer: Mailer;
+  /** The SSRF guard's address rules (outbound delivery and notification webhooks). */
+  addressPolicy: AddressPolicy;
+  failureStreaks: FailureStreaks;
   /**
    * Closes every adapter in dependency order. `afterQueue` runs once the queue stopped (no handler runs
    * any more) and before storage closes: the place to flush buffered writes.
@@ -102,9 +110,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
           synchronous: config.storage.sqliteSynchronous,
         }));
   await migrateToLatest(storage);
-  const outbound =
-    overrides.outbound ??
-    createOutboundHttp({ policy: createAddressPolicy(config.delivery.allowPrivateTargets) });
+  const addressPolicy = createAddressPolicy(config.delivery.allowPrivateTargets);
+  const outbound = overrides.outbound ?? createOutboundHttp({ policy: addressPolicy });
   const newId = overrides.newId ?? createIdGenerator(clock);
   const { resendApiKey, resendBaseUrl, from } = config.mail;
   const mailer =
@@ -119,6 +126,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     storage,
     outbound,
     mailer,
+    addressPolicy,
     newId,
     random: overrides.random ?? Math.random,
     secretBox: overrides.secretBox ?? createSecretBox(resolveSecretKey(config)),
@@ -146,6 +154,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       queue,
       periodic,
       pubsub: undefined,
+      failureStreaks: new MemoryFailureStreaks(),
       usage: new EmbeddedUsageMeter(storage),
       createRateLimiter: (_scope, limit, windowMs, blockMs) =>
         new MemoryRateLimiter(limit, windowMs, blockMs),
@@ -199,6 +208,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     queue,
     periodic,
     pubsub,
+    failureStreaks: new RedisFailureStreaks(redis, redisPrefix),
     usage: new RedisUsageMeter(redis, storage, redisPrefix),
     createRateLimiter: (scope, limit, windowMs, blockMs) =>
       new RedisRateLimiter(redis, `${redisPrefix}:rl:${scope}`, limit, windowMs, blockMs),

@@ -25,6 +25,7 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
   const deps = await createDeps(config, overrides);
   const services = createServices(deps);
   await services.directory.start();
+  await services.hub.start();
   const { logger } = deps;
   const { role } = config;
   const app = await buildApp(deps, services, { healthOnly: role === "worker" });
@@ -37,6 +38,8 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
   if (role !== "api") {
     if (config.delivery.enabled) await deps.queue.startConsumer((job) => services.delivery.deliver(job));
     deps.periodic.schedule("retention", RETENTION_EVERY_MS, () => services.retention.runOnce());
+    deps.periodic.schedule("quota-warnings", 60_000, () => services.monitors.checkQuotas());
+    deps.periodic.schedule("trial-ending", RETENTION_EVERY_MS, () => services.monitors.checkTrials());
     if (deps.mode === "scale")
       deps.periodic.schedule("reconcile", config.queue.reconcileEveryMs, () => services.reconciler.runOnce());
     await deps.periodic.start();
@@ -57,7 +60,13 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
       closing ??= (async () => {
         await app.close();
         await services.ingest.flush();
-        await deps.close({ graceMs, afterQueue: () => services.delivery.flush() });
+        await deps.close({
+          graceMs,
+          afterQueue: async () => {
+            await services.delivery.flush();
+            await services.settle();
+          },
+        });
       })();
       return closing;
     },

@@ -9,8 +9,11 @@ import { createDeliveryService, type DeliveryOutcomeEvent } from "./modules/deli
 import { createReconciler } from "./modules/delivery/reconciler.js";
 import { createEndpointService } from "./modules/endpoints/endpoint.service.js";
 import { EndpointDirectory } from "./modules/endpoints/endpoint-directory.js";
+import { EventHub } from "./modules/events/event-hub.js";
 import { createIngestService } from "./modules/ingest/ingest.service.js";
 import { createLogService } from "./modules/logs/log.service.js";
+import { createMonitors } from "./modules/notifications/monitors.js";
+import { createNotificationService } from "./modules/notifications/notification.service.js";
 import { createRetentionService } from "./modules/retention/retention.service.js";
 import { createUserService } from "./modules/users/user.service.js";
 
@@ -71,6 +74,47 @@ export function createServices(
         ? deps.createRateLimiter("ip", rateLimitIpPerMin, 60_000, rateLimitBlockMs)
         : null,
   });
+  const hub = new EventHub({ clock, newId, pubsub: deps.pubsub });
+  const notifications = createNotificationService({
+    storage,
+    clock,
+    newId,
+    logger,
+    mailer: deps.mailer,
+    outbound: deps.outbound,
+    hub,
+  });
+  const monitors = createMonitors({
+    storage,
+    clock,
+    logger,
+    notifications,
+    directory,
+    streaks: deps.failureStreaks,
+  });
+  // After every attempt: the live event for dashboards, and the endpoint-down watch. Neither may slow or
+  // fail the delivery itself; their work is tracked so tests and shutdown can wait for it.
+  const afterDelivery = new Set<Promise<void>>();
+  const onDeliveryOutcome = (event: DeliveryOutcomeEvent) => {
+    const work = Promise.all([
+      hub.publish(event.userId, "webhook:delivered", {
+        logId: event.logId,
+        endpointId: event.endpointId,
+        status: event.status,
+        success: event.success,
+        attempt: event.attempt,
+        responseStatus: event.responseStatus,
+        errorKind: event.errorKind,
+        durationMs: event.durationMs,
+        test: event.isTest,
+      }),
+      monitors.onDeliveryOutcome(event),
+    ])
+      .then(() => undefined)
+      .catch((error: unknown) => logger.warn({ err: error }, "after-delivery work failed"))
+      .finally(() => afterDelivery.delete(work));
+    afterDelivery.add(work);
+  };
   const delivery = createDeliveryService({
     storage,
     clock,
@@ -81,7 +125,7 @@ export function createServices(
     random: deps.random,
     timeoutMs: config.delivery.timeoutMs,
     maxResponseBytes: config.delivery.maxResponseBytes,
-    listeners: options.deliveryListeners ?? [],
+    listeners: [onDeliveryOutcome, ...(options.deliveryListeners ?? [])],
   });
   const logs = createLogService({ storage });
   const retention = createRetentionService({ storage, clock, logger });
@@ -109,6 +153,14 @@ export function createServices(
     sessions,
     accounts,
     oauth,
+    hub,
+    notifications,
+    monitors,
+    /** Waits for live events, monitors and notification channels started by past deliveries. */
+    async settle(): Promise<void> {
+      await Promise.all([...afterDelivery]);
+      await notifications.flushChannels();
+    },
     publicUrl,
     endpoints,
     ingest,

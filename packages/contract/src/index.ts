@@ -7,3 +7,4 @@ export * from "./accounts.js";
 export * from "./api-keys.js";
 export * from "./endpoints.js";
 export * from "./logs.js";
+export * from "./notifications.js";

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { monotonicFactory } from "ulidx";
 import type { Clock } from "./clock.js";
 
-export type IdPrefix = "usr" | "key" | "ep" | "log" | "att" | "ses" | "ott" | "mail";
+export type IdPrefix = "usr" | "key" | "ep" | "log" | "att" | "ses" | "ott" | "mail" | "ntf" | "evt";
 
 /**
  * Prefixed, time-sortable ids (`log_01j…`). Sortable ids let list endpoints paginate newest-first on the

@@ -17,6 +17,43 @@ export interface Database {
   oauth_accounts: OauthAccountsTable;
   mail_outbox: MailOutboxTable;
   oauth_states: OauthStatesTable;
+  notifications: NotificationsTable;
+  notification_preferences: NotificationPreferencesTable;
+  endpoint_stats_hourly: EndpointStatsHourlyTable;
+}
+
+export type NotificationType = "ANOMALY_DETECTED" | "ENDPOINT_DOWN" | "QUOTA_WARNING" | "TRIAL_ENDING";
+
+export interface NotificationsTable {
+  id: string;
+  user_id: string;
+  type: NotificationType;
+  title: string;
+  message: string;
+  endpoint_id: string | null;
+  endpoint_slug: string | null;
+  dedupe_key: string | null;
+  read_at: number | null;
+  created_at: number;
+}
+
+export interface NotificationPreferencesTable {
+  user_id: string;
+  email_enabled: number;
+  webhook_enabled: number;
+  webhook_url: string | null;
+  updated_at: number;
+}
+
+export interface EndpointStatsHourlyTable {
+  endpoint_id: string;
+  hour_start: number;
+  user_id: string;
+  requests: number;
+  successes: number;
+  failures: number;
+  latency_sum_ms: number;
+  latency_buckets: string;
 }
 
 export interface OauthStatesTable {

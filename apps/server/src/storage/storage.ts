@@ -5,6 +5,7 @@ import * as initial from "./migrations/001-initial.js";
 import * as logStatusIndex from "./migrations/002-log-status-index.js";
 import * as accounts from "./migrations/003-accounts.js";
 import * as oauthStates from "./migrations/004-oauth-states.js";
+import * as notifications from "./migrations/005-notifications.js";
 import type { Database } from "./schema.js";
 
 export type { Dialect } from "./dialect.js";
@@ -29,6 +30,7 @@ const migrations: Record<string, (db: Kysely<unknown>, dialect: Dialect) => Prom
   "002-log-status-index": logStatusIndex.up,
   "003-accounts": accounts.up,
   "004-oauth-states": oauthStates.up,
+  "005-notifications": notifications.up,
 };
 
 export async function migrateToLatest(storage: Storage): Promise<void> {

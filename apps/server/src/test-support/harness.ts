@@ -61,6 +61,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const deps = await createDeps(config, { clock, logger, storage, random: options.random ?? (() => 0.5) });
   const services = createServices(deps);
   await services.directory.start();
+  await services.hub.start();
   const app = await buildApp(deps, services);
 
   return {
@@ -94,12 +95,19 @@ export async function createHarness(options: HarnessOptions = {}) {
       await services.ingest.flush();
       const ran = await deps.queue.runOnce((job) => services.delivery.deliver(job));
       await services.delivery.flush();
+      await services.settle();
       return ran;
     },
 
     async close() {
       await app.close();
-      await deps.close({ graceMs: 1_000, afterQueue: () => services.delivery.flush() });
+      await deps.close({
+        graceMs: 1_000,
+        afterQueue: async () => {
+          await services.delivery.flush();
+          await services.settle();
+        },
+      });
       await drop();
       await dropRedisPrefix(redisPrefix);
     },

@@ -28,6 +28,13 @@ beforeAll(async () => {
     headers: owner.headers,
     payload: { name: "second" },
   });
+  const notification = await h.services.notifications.notify({
+    userId: owner.userId,
+    type: "ENDPOINT_DOWN",
+    title: "owner-data",
+    message: "owner-data",
+  });
+  ids.notification = notification!.id;
   ids.endpoint = endpoint.id;
   ids.log = log.json().id;
   ids.apiKey = key.json().id;
@@ -40,6 +47,7 @@ function resourceFor(url: string): string | null {
   if (url.startsWith("/api/v1/endpoints")) return ids.endpoint!;
   if (url.startsWith("/api/v1/logs")) return ids.log!;
   if (url.startsWith("/api/v1/api-keys")) return ids.apiKey!;
+  if (url.startsWith("/api/v1/notifications")) return ids.notification!;
   throw new Error(`no owned resource known for ${url}: add it to the isolation suite`);
 }
 
@@ -50,6 +58,7 @@ const malformedBodies: Record<string, unknown> = {
   "POST /api/v1/endpoints/:id/test": { unexpected: true },
   "POST /api/v1/api-keys": { name: "" },
   "PATCH /api/v1/me": { name: 5 },
+  "PUT /api/v1/notification-preferences": { webhookUrl: "ftp://x" },
 };
 
 describe("tenant isolation on every authenticated route", () => {
@@ -136,6 +145,7 @@ describe("tenant isolation on every authenticated route", () => {
       expect(ownIds).not.toContain(ids.endpoint);
       expect(ownIds).not.toContain(ids.log);
       expect(ownIds).not.toContain(ids.apiKey);
+      expect(ownIds).not.toContain(ids.notification);
     }
   });
 });
