@@ -16,6 +16,7 @@ import { eventsRoutes } from "./modules/events/events.routes.js";
 import { ingestRoutes } from "./modules/ingest/ingest.routes.js";
 import { logRoutes } from "./modules/logs/log.routes.js";
 import { notificationRoutes } from "./modules/notifications/notification.routes.js";
+import { statsRoutes } from "./modules/stats/stats.routes.js";
 import { meRoutes } from "./modules/users/me.routes.js";
 import type { Services } from "./services.js";
 
@@ -192,6 +193,7 @@ export async function buildApp(
       policy: deps.addressPolicy,
     });
     await api.register(eventsRoutes, { hub: services.hub });
+    await api.register(statsRoutes, { stats: services.stats, endpoints: services.endpoints });
     await api.register(meRoutes, {
       users: services.users,
       apiKeys: services.apiKeys,

@@ -19,6 +19,7 @@ import {
   MemoryFailureStreaks,
   RedisFailureStreaks,
 } from "./modules/notifications/failure-streaks.js";
+import { RedisStatsStore, SqlStatsStore, type StatsStore } from "./modules/stats/stats-store.js";
 import { BullmqDeliveryQueue } from "./queue/bullmq/bullmq-queue.js";
 import { EmbeddedDeliveryQueue } from "./queue/embedded/embedded-queue.js";
 import { BullmqPeriodicJobs, type PeriodicJobs, TimerPeriodicJobs } from "./queue/periodic.js";
@@ -52,6 +53,7 @@ export interface Deps {
   /** The SSRF guard's address rules (outbound delivery and notification webhooks). */
   addressPolicy: AddressPolicy;
   failureStreaks: FailureStreaks;
+  statsStore: StatsStore;
   /**
    * Closes every adapter in dependency order. `afterQueue` runs once the queue stopped (no handler runs
    * any more) and before storage closes: the place to flush buffered writes.
@@ -155,6 +157,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       periodic,
       pubsub: undefined,
       failureStreaks: new MemoryFailureStreaks(),
+      statsStore: new SqlStatsStore(storage),
       usage: new EmbeddedUsageMeter(storage),
       createRateLimiter: (_scope, limit, windowMs, blockMs) =>
         new MemoryRateLimiter(limit, windowMs, blockMs),
@@ -209,6 +212,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     periodic,
     pubsub,
     failureStreaks: new RedisFailureStreaks(redis, redisPrefix),
+    statsStore: new RedisStatsStore(redis, redisPrefix),
     usage: new RedisUsageMeter(redis, storage, redisPrefix),
     createRateLimiter: (scope, limit, windowMs, blockMs) =>
       new RedisRateLimiter(redis, `${redisPrefix}:rl:${scope}`, limit, windowMs, blockMs),

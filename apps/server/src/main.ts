@@ -40,6 +40,8 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
     deps.periodic.schedule("retention", RETENTION_EVERY_MS, () => services.retention.runOnce());
     deps.periodic.schedule("quota-warnings", 60_000, () => services.monitors.checkQuotas());
     deps.periodic.schedule("trial-ending", RETENTION_EVERY_MS, () => services.monitors.checkTrials());
+    deps.periodic.schedule("anomaly-detection", 10 * 60_000, () => services.stats.detectAnomalies());
+    deps.periodic.schedule("stats-prune", RETENTION_EVERY_MS, () => services.stats.prune());
     if (deps.mode === "scale")
       deps.periodic.schedule("reconcile", config.queue.reconcileEveryMs, () => services.reconciler.runOnce());
     await deps.periodic.start();

@@ -15,6 +15,7 @@ import { createLogService } from "./modules/logs/log.service.js";
 import { createMonitors } from "./modules/notifications/monitors.js";
 import { createNotificationService } from "./modules/notifications/notification.service.js";
 import { createRetentionService } from "./modules/retention/retention.service.js";
+import { createStatsService } from "./modules/stats/stats.service.js";
 import { createUserService } from "./modules/users/user.service.js";
 
 /** Builds every feature service from the shared dependencies; routes, jobs and the CLI call these. */
@@ -84,6 +85,14 @@ export function createServices(
     outbound: deps.outbound,
     hub,
   });
+  const stats = createStatsService({
+    storage,
+    clock,
+    logger,
+    store: deps.statsStore,
+    directory,
+    notifications,
+  });
   const monitors = createMonitors({
     storage,
     clock,
@@ -109,6 +118,7 @@ export function createServices(
         test: event.isTest,
       }),
       monitors.onDeliveryOutcome(event),
+      stats.record(event),
     ])
       .then(() => undefined)
       .catch((error: unknown) => logger.warn({ err: error }, "after-delivery work failed"))
@@ -156,9 +166,11 @@ export function createServices(
     hub,
     notifications,
     monitors,
+    stats,
     /** Waits for live events, monitors and notification channels started by past deliveries. */
     async settle(): Promise<void> {
       await Promise.all([...afterDelivery]);
+      await stats.flush();
       await notifications.flushChannels();
     },
     publicUrl,

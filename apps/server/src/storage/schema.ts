@@ -19,7 +19,7 @@ export interface Database {
   oauth_states: OauthStatesTable;
   notifications: NotificationsTable;
   notification_preferences: NotificationPreferencesTable;
-  endpoint_stats_hourly: EndpointStatsHourlyTable;
+  endpoint_stats: EndpointStatsTable;
 }
 
 export type NotificationType = "ANOMALY_DETECTED" | "ENDPOINT_DOWN" | "QUOTA_WARNING" | "TRIAL_ENDING";
@@ -45,15 +45,27 @@ export interface NotificationPreferencesTable {
   updated_at: number;
 }
 
-export interface EndpointStatsHourlyTable {
+export interface EndpointStatsTable {
   endpoint_id: string;
-  hour_start: number;
+  granularity: "hour" | "day";
+  bucket_start: number;
   user_id: string;
   requests: number;
   successes: number;
   failures: number;
   latency_sum_ms: number;
-  latency_buckets: string;
+  lat_0: number;
+  lat_1: number;
+  lat_2: number;
+  lat_3: number;
+  lat_4: number;
+  lat_5: number;
+  lat_6: number;
+  lat_7: number;
+  lat_8: number;
+  lat_9: number;
+  lat_10: number;
+  lat_11: number;
 }
 
 export interface OauthStatesTable {

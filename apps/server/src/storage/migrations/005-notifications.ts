@@ -1,5 +1,8 @@
 import type { Kysely } from "kysely";
 
+/** Fixed here: a migration must not change when the application's histogram does. */
+const LATENCY_BUCKET_COUNT = 12;
+
 /** Notifications, per-user channel preferences and hourly delivery stats. */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -31,22 +34,27 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("updated_at", "bigint", (c) => c.notNull())
     .execute();
 
-  await db.schema
-    .createTable("endpoint_stats_hourly")
+  let stats = db.schema
+    .createTable("endpoint_stats")
     .addColumn("endpoint_id", "text", (c) => c.notNull().references("endpoints.id").onDelete("cascade"))
-    .addColumn("hour_start", "bigint", (c) => c.notNull())
+    // "hour" buckets feed anomaly detection (kept 49 h); "day" buckets feed charts (kept 90 days).
+    .addColumn("granularity", "text", (c) => c.notNull())
+    .addColumn("bucket_start", "bigint", (c) => c.notNull())
     .addColumn("user_id", "text", (c) => c.notNull())
     .addColumn("requests", "integer", (c) => c.notNull().defaultTo(0))
     .addColumn("successes", "integer", (c) => c.notNull().defaultTo(0))
     .addColumn("failures", "integer", (c) => c.notNull().defaultTo(0))
-    .addColumn("latency_sum_ms", "bigint", (c) => c.notNull().defaultTo(0))
-    // Latency histogram (JSON array of counts per bucket) for p95 without keeping every sample.
-    .addColumn("latency_buckets", "text", (c) => c.notNull())
-    .addPrimaryKeyConstraint("endpoint_stats_hourly_pk", ["endpoint_id", "hour_start"])
+    .addColumn("latency_sum_ms", "bigint", (c) => c.notNull().defaultTo(0));
+  // A latency histogram (counts per bucket) gives p95 without keeping every sample.
+  for (let bucket = 0; bucket < LATENCY_BUCKET_COUNT; bucket++) {
+    stats = stats.addColumn(`lat_${bucket}`, "integer", (c) => c.notNull().defaultTo(0));
+  }
+  await stats
+    .addPrimaryKeyConstraint("endpoint_stats_pk", ["endpoint_id", "granularity", "bucket_start"])
     .execute();
   await db.schema
     .createIndex("endpoint_stats_user_idx")
-    .on("endpoint_stats_hourly")
-    .columns(["user_id", "hour_start"])
+    .on("endpoint_stats")
+    .columns(["user_id", "granularity", "bucket_start"])
     .execute();
 }

@@ -1,0 +1,211 @@
+import type { Logger } from "pino";
+import { BatchWriter } from "../../lib/batch-writer.js";
+import type { Clock } from "../../lib/clock.js";
+import type { Storage } from "../../storage/storage.js";
+import type { DeliveryOutcomeEvent } from "../delivery/delivery.service.js";
+import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
+import type { NotificationService } from "../notifications/notification.service.js";
+import { evaluateAnomaly, HISTORY_HOURS } from "./anomaly.js";
+import { emptyHistogram, latencyBucket, p95 } from "./latency-histogram.js";
+import type { Granularity, StatsBucket, StatsStore } from "./stats-store.js";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+export interface StatsPoint {
+  start: string;
+  requests: number;
+  successes: number;
+  failures: number;
+  failureRate: number | null;
+  avgLatencyMs: number | null;
+  p95LatencyMs: number | null;
+}
+
+function toPoint(bucket: StatsBucket): StatsPoint {
+  return {
+    start: new Date(bucket.bucketStart).toISOString(),
+    requests: bucket.requests,
+    successes: bucket.successes,
+    failures: bucket.failures,
+    failureRate: bucket.requests > 0 ? bucket.failures / bucket.requests : null,
+    avgLatencyMs: bucket.requests > 0 ? Math.round(bucket.latencySumMs / bucket.requests) : null,
+    p95LatencyMs: p95(bucket.latency),
+  };
+}
+
+/** Sums buckets of the same start (several endpoints) into one. */
+function merge(buckets: readonly StatsBucket[]): StatsBucket[] {
+  const byStart = new Map<number, StatsBucket>();
+  for (const bucket of buckets) {
+    const into = byStart.get(bucket.bucketStart);
+    if (!into) {
+      byStart.set(bucket.bucketStart, { ...bucket, latency: [...bucket.latency] });
+      continue;
+    }
+    into.requests += bucket.requests;
+    into.successes += bucket.successes;
+    into.failures += bucket.failures;
+    into.latencySumMs += bucket.latencySumMs;
+    bucket.latency.forEach((count, i) => {
+      into.latency[i] = (into.latency[i] ?? 0) + count;
+    });
+  }
+  return [...byStart.values()].sort((a, b) => a.bucketStart - b.bucketStart);
+}
+
+export interface StatsServiceDeps {
+  storage: Storage;
+  clock: Clock;
+  logger: Logger;
+  store: StatsStore;
+  directory: EndpointDirectory;
+  notifications: NotificationService;
+}
+
+/**
+ * Per-endpoint hourly and daily delivery statistics (every attempt counts as a request), the anomaly job
+ * that reads them, and the REST views. Recording is batched: outcomes of concurrent deliveries become
+ * one increment per endpoint and bucket.
+ */
+export function createStatsService({
+  storage,
+  clock,
+  logger,
+  store,
+  directory,
+  notifications,
+}: StatsServiceDeps) {
+  const recorder = new BatchWriter<DeliveryOutcomeEvent>(async (events) => {
+    const buckets = new Map<string, StatsBucket>();
+    for (const event of events) {
+      for (const [granularity, size] of [
+        ["hour", HOUR_MS],
+        ["day", DAY_MS],
+      ] as [Granularity, number][]) {
+        const bucketStart = event.atMs - (event.atMs % size);
+        const key = `${event.endpointId}|${granularity}|${bucketStart}`;
+        let bucket = buckets.get(key);
+        if (!bucket) {
+          bucket = {
+            endpointId: event.endpointId,
+            userId: event.userId,
+            granularity,
+            bucketStart,
+            requests: 0,
+            successes: 0,
+            failures: 0,
+            latencySumMs: 0,
+            latency: emptyHistogram(),
+          };
+          buckets.set(key, bucket);
+        }
+        bucket.requests++;
+        if (event.success) bucket.successes++;
+        else bucket.failures++;
+        bucket.latencySumMs += event.durationMs;
+        const slot = latencyBucket(event.durationMs);
+        bucket.latency[slot] = (bucket.latency[slot] ?? 0) + 1;
+      }
+    }
+    await store.add([...buckets.values()]);
+  });
+
+  async function ownedEndpointIds(userId: string): Promise<string[]> {
+    const rows = await storage.db
+      .selectFrom("endpoints")
+      .select("id")
+      .where("user_id", "=", userId)
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
+  return {
+    record(event: DeliveryOutcomeEvent): Promise<void> {
+      return recorder.submit(event);
+    },
+
+    flush: () => recorder.flush(),
+
+    /** Hourly series of the last 48 hours plus the current one, and totals. */
+    async endpointStats(endpointId: string) {
+      const now = clock.now();
+      const currentHour = now - (now % HOUR_MS);
+      const hourly = await store.read(
+        [endpointId],
+        "hour",
+        currentHour - HISTORY_HOURS * HOUR_MS,
+        currentHour + HOUR_MS,
+      );
+      const [total] = merge(hourly.map((bucket) => ({ ...bucket, bucketStart: 0 })));
+      return {
+        hourly: hourly.map(toPoint),
+        totals: total
+          ? { ...toPoint(total), start: new Date(currentHour - HISTORY_HOURS * HOUR_MS).toISOString() }
+          : null,
+      };
+    },
+
+    /** The user's last 24 hours and a daily series of up to 90 days, over all their endpoints. */
+    async userStats(userId: string) {
+      const now = clock.now();
+      const ids = await ownedEndpointIds(userId);
+      const currentHour = now - (now % HOUR_MS);
+      const today = now - (now % DAY_MS);
+      const last24h = merge(
+        (await store.read(ids, "hour", currentHour - 23 * HOUR_MS, currentHour + HOUR_MS)).map((b) => ({
+          ...b,
+          bucketStart: 0,
+        })),
+      );
+      const daily = merge(await store.read(ids, "day", today - 89 * DAY_MS, today + DAY_MS));
+      return {
+        endpoints: ids.length,
+        last24h: last24h[0]
+          ? { ...toPoint(last24h[0]), start: new Date(currentHour - 23 * HOUR_MS).toISOString() }
+          : null,
+        daily: daily.map(toPoint),
+      };
+    },
+
+    /** Runs every 10 minutes: one ANOMALY_DETECTED per endpoint and hour at most. */
+    async detectAnomalies(): Promise<number> {
+      const now = clock.now();
+      const currentHour = now - (now % HOUR_MS);
+      let fired = 0;
+      for (const { endpointId, userId } of await store.activeEndpoints(currentHour)) {
+        const buckets = await store.read(
+          [endpointId],
+          "hour",
+          currentHour - HISTORY_HOURS * HOUR_MS,
+          currentHour + HOUR_MS,
+        );
+        const current = buckets.find((bucket) => bucket.bucketStart === currentHour) ?? {
+          requests: 0,
+          failures: 0,
+        };
+        const history = buckets.filter((bucket) => bucket.bucketStart < currentHour);
+        const verdict = evaluateAnomaly(history, current);
+        if (!verdict.fire) continue;
+        const endpoint = await directory.byId(endpointId);
+        if (!endpoint) continue;
+        const percent = Math.round(verdict.failureRate * 100);
+        const created = await notifications.notify({
+          userId,
+          type: "ANOMALY_DETECTED",
+          title: "Failure rate spike detected",
+          message: `Endpoint '${endpoint.name}' failure rate spiked to ${percent}% (z-score: ${verdict.zScore.toFixed(1)})`,
+          endpoint: { id: endpoint.id, slug: endpoint.slug },
+          dedupeKey: `anomaly:${endpointId}:${currentHour}`,
+        });
+        if (created) fired++;
+      }
+      if (fired > 0) logger.info({ fired }, "anomaly alerts raised");
+      return fired;
+    },
+
+    prune: () => store.prune(clock.now()),
+  };
+}
+
+export type StatsService = ReturnType<typeof createStatsService>;
