@@ -1,4 +1,5 @@
 import pg from "pg";
+import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TEST_SECRET_KEY } from "../../test-support/harness.js";
 import { startLoad, statusSummary, waitForDelivery } from "../../test-support/load.js";
@@ -14,6 +15,7 @@ let env: Record<string, string>;
 let dropSchema: () => Promise<void>;
 let sink: Sink;
 let slug: string;
+let apiKey: string;
 const apis: MitteProcess[] = [];
 const workers: MitteProcess[] = [];
 const prefix = `mitte-scale-${Math.random().toString(36).slice(2, 8)}`;
@@ -40,9 +42,9 @@ beforeAll(async () => {
     MITTE_RECONCILE_EVERY_MS: "1000",
     MITTE_RECONCILE_AFTER_MS: "3000",
   };
-  const { apiKey } = JSON.parse(
+  apiKey = JSON.parse(
     await runCli(["user", "create", "--email", "scale@example.com", "--plan", "pro", "--json"], env),
-  );
+  ).apiKey;
   const started = await Promise.all([
     startMitteProcess({ ...env, MITTE_ROLE: "api" }),
     startMitteProcess({ ...env, MITTE_ROLE: "api" }),
@@ -124,6 +126,31 @@ describe("scale mode: 2 api + 2 worker processes on PostgreSQL and Redis", () =>
       expect((await fetch(`${process.url}/readyz`)).status).toBe(200);
     }
   }, 120_000);
+
+  it("carries live events from a worker process to an SSE client on an api process", async () => {
+    const events: string[] = [];
+    const controller = new AbortController();
+    const stream = await request(`${apis[1]!.url}/api/v1/events`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+      signal: controller.signal,
+    });
+    expect(stream.statusCode).toBe(200);
+    stream.body.setEncoding("utf8");
+    stream.body.on("data", (chunk: string) => events.push(chunk));
+    stream.body.on("error", () => {});
+    const sent = await fetch(`${apis[0]!.url}/api/v1/h/${slug}`, {
+      method: "POST",
+      body: "{}",
+      headers: { "content-type": "application/json" },
+    });
+    const { id } = (await sent.json()) as { id: string };
+    const deadline = Date.now() + 10_000;
+    while (!events.join("").includes(id) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort();
+    expect(events.join("")).toContain("event: webhook:delivered");
+    expect(events.join("")).toContain(id);
+  }, 30_000);
 
   it("stops a worker gracefully on SIGTERM: exit 0, nothing lost", async () => {
     const load = startLoad({ baseUrls: apis.map((a) => a.url), slug, concurrency: 16, total: 2_000 });
