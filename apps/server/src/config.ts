@@ -69,6 +69,11 @@ const envSchema = z.object({
   MITTE_MAX_RESPONSE_BYTES: intFromEnv(0, 10 * 1024 * 1024).default(64 * 1024),
   /** Comma-separated CIDRs the SSRF guard admits (e.g. 127.0.0.1/32 for a local target). Empty by default. */
   MITTE_ALLOW_PRIVATE_TARGETS: z.string().default(""),
+  /**
+   * Stats, live events and endpoint-down checks after every delivery. On by default; `false` measures what
+   * they cost (the benchmark does) or trims a minimal install.
+   */
+  MITTE_DELIVERY_MONITORING: boolFromEnv.default(true),
   /** Run the delivery worker in this process (embedded mode); `false` only ingests. */
   MITTE_DELIVERY_ENABLED: boolFromEnv.default(true),
 
@@ -137,6 +142,7 @@ export interface Config {
   role: "all" | "api" | "worker";
   delivery: {
     enabled: boolean;
+    monitoring: boolean;
     timeoutMs: number;
     concurrency: number;
     endpointConcurrency: number;
@@ -213,6 +219,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     role: e.MITTE_ROLE,
     delivery: {
       enabled: e.MITTE_DELIVERY_ENABLED,
+      monitoring: e.MITTE_DELIVERY_MONITORING,
       timeoutMs: e.MITTE_DELIVERY_TIMEOUT_MS,
       concurrency: e.MITTE_DELIVERY_CONCURRENCY,
       endpointConcurrency: e.MITTE_ENDPOINT_CONCURRENCY,
