@@ -135,7 +135,10 @@ export function createServices(
     random: deps.random,
     timeoutMs: config.delivery.timeoutMs,
     maxResponseBytes: config.delivery.maxResponseBytes,
-    listeners: [...(config.delivery.monitoring ? [onDeliveryOutcome] : []), ...(options.deliveryListeners ?? [])],
+    listeners: [
+      ...(config.delivery.monitoring ? [onDeliveryOutcome] : []),
+      ...(options.deliveryListeners ?? []),
+    ],
   });
   const logs = createLogService({ storage });
   const retention = createRetentionService({ storage, clock, logger });

@@ -75,3 +75,47 @@ export async function startMitteProcess(
   }
   return { child, url, output: () => output, exited };
 }
+
+/** Environment of a scale-mode process in tests: fast reconciler and short timeouts so recovery is quick. */
+export function scaleProcessEnv(options: {
+  databaseUrl: string;
+  schema: string;
+  redisUrl: string;
+  prefix?: string;
+}): Record<string, string> {
+  return {
+    DATABASE_URL: options.databaseUrl,
+    MITTE_PG_SCHEMA: options.schema,
+    MITTE_PG_POOL_SIZE: "5",
+    REDIS_URL: options.redisUrl,
+    ...(options.prefix ? { MITTE_REDIS_PREFIX: options.prefix } : {}),
+    MITTE_SECRET_KEY: "11".repeat(32),
+    MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32",
+    MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: "0",
+    MITTE_RATE_LIMIT_IP_PER_MIN: "0",
+    MITTE_DELIVERY_TIMEOUT_MS: "2000",
+    MITTE_RECONCILE_EVERY_MS: "1000",
+    MITTE_RECONCILE_AFTER_MS: "3000",
+  };
+}
+
+/** Creates a Pro user with the CLI and an endpoint through the REST API of a running process. */
+export async function provisionEndpoint(
+  env: Record<string, string>,
+  apiUrl: string,
+  email: string,
+  targetUrl: string,
+) {
+  const { apiKey } = JSON.parse(
+    await runCli(["user", "create", "--email", email, "--plan", "pro", "--json"], env),
+  ) as { apiKey: string };
+  const created = await fetch(`${apiUrl}/api/v1/endpoints`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: email.split("@")[0], targetUrl }),
+  });
+  if (created.status !== 201)
+    throw new Error(`creating the endpoint failed: ${created.status} ${await created.text()}`);
+  const endpoint = (await created.json()) as { id: string; slug: string };
+  return { apiKey, ...endpoint };
+}

@@ -19,19 +19,17 @@ export async function createTestSchema(): Promise<{ schema: string; drop: () => 
   if (!testDatabaseUrl) throw new Error("MITTE_TEST_DATABASE_URL is not set");
   const url = testDatabaseUrl;
   const schema = `t_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`create schema ${schema}`);
-  await admin.end();
-  return {
-    schema,
-    async drop() {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      await client.query(`drop schema if exists ${schema} cascade`);
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
       await client.end();
-    },
+    }
   };
+  await admin(`create schema ${schema}`);
+  return { schema, drop: () => admin(`drop schema if exists ${schema} cascade`) };
 }
 
 export async function openTestStorage(

@@ -2,6 +2,7 @@ import type { CreateEndpointBody, EndpointView, Page, UpdateEndpointBody } from 
 import type { Clock } from "../../lib/clock.js";
 import type { SecretBox } from "../../lib/crypto.js";
 import { type IdGenerator, newEndpointSlug, newSigningSecret } from "../../lib/ids.js";
+import { toPage } from "../../lib/pagination.js";
 import type { DeliveryQueue } from "../../queue/queue.js";
 import type { EndpointRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
@@ -110,8 +111,7 @@ export function createEndpointService(deps: EndpointServiceDeps) {
         .orderBy("id", "desc")
         .limit(page.limit + 1)
         .execute();
-      const data = rows.slice(0, page.limit).map((row) => toView(row, false));
-      return { data, nextCursor: rows.length > page.limit ? (data.at(-1)?.id ?? null) : null };
+      return toPage(rows, page.limit, (row) => toView(row, false));
     },
 
     async get(userId: string, id: string): Promise<EndpointView | null> {

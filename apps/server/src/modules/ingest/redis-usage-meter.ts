@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Storage } from "../../storage/storage.js";
-import type { UsageMeter } from "./usage-meter.js";
+import { storedUsage, type UsageMeter } from "./usage-meter.js";
 
 /** Reserve one unit if under the limit; -1 when the counter is not in Redis yet (seed it from the database). */
 const RESERVE = `
@@ -53,13 +53,7 @@ export class RedisUsageMeter implements UsageMeter {
   }
 
   async #seed(userId: string, period: string): Promise<number> {
-    const row = await this.storage.db
-      .selectFrom("usage_counters")
-      .select("request_count")
-      .where("user_id", "=", userId)
-      .where("period", "=", period)
-      .executeTakeFirst();
-    const count = Number(row?.request_count ?? 0);
+    const count = await storedUsage(this.storage, userId, period);
     // NX: another process may have seeded (and counted on) it meanwhile.
     await this.redis.set(this.#key(userId, period), count, "EX", COUNTER_TTL_SECONDS, "NX");
     return Number((await this.redis.get(this.#key(userId, period))) ?? count);

@@ -54,14 +54,20 @@ export class EmbeddedUsageMeter implements UsageMeter {
   }
 
   async #read(userId: string, period: string): Promise<void> {
-    const row = await this.storage.db
-      .selectFrom("usage_counters")
-      .select("request_count")
-      .where("user_id", "=", userId)
-      .where("period", "=", period)
-      .executeTakeFirst();
+    const count = await storedUsage(this.storage, userId, period);
     const key = `${userId}:${period}`;
     // Another reservation may have loaded it while we awaited.
-    if (!this.#counts.has(key)) this.#counts.set(key, Number(row?.request_count ?? 0));
+    if (!this.#counts.has(key)) this.#counts.set(key, count);
   }
+}
+
+/** The durable monthly count, advanced in the same transaction as the logs it counts. */
+export async function storedUsage(storage: Storage, userId: string, period: string): Promise<number> {
+  const row = await storage.db
+    .selectFrom("usage_counters")
+    .select("request_count")
+    .where("user_id", "=", userId)
+    .where("period", "=", period)
+    .executeTakeFirst();
+  return Number(row?.request_count ?? 0);
 }

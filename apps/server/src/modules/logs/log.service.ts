@@ -1,4 +1,5 @@
 import type { AttemptView, ListLogsQuery, LogDetailView, LogSummaryView, Page } from "@mitte/contract";
+import { toPage } from "../../lib/pagination.js";
 import type { DeliveryAttemptRow, WebhookLogRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import { toBodyView } from "./body-view.js";
@@ -82,8 +83,7 @@ export function createLogService({ storage }: { storage: Storage }) {
         .orderBy("id", "desc")
         .limit(filter.limit + 1)
         .execute();
-      const data = rows.slice(0, filter.limit).map(toSummary);
-      return { data, nextCursor: rows.length > filter.limit ? (data.at(-1)?.id ?? null) : null };
+      return toPage(rows, filter.limit, toSummary);
     },
 
     async get(userId: string, id: string): Promise<LogDetailView | null> {

@@ -3,6 +3,7 @@ import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { Mailer } from "../../lib/mailer.js";
 import type { OutboundHttp } from "../../lib/outbound-http.js";
+import { toPage } from "../../lib/pagination.js";
 import type { NotificationType } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EventHub } from "../events/event-hub.js";
@@ -186,18 +187,13 @@ export function createNotificationService(deps: NotificationServiceDeps) {
         .orderBy("id", "desc")
         .limit(page.limit + 1)
         .execute();
-      const data = rows.slice(0, page.limit).map(toView);
       const unread = await db
         .selectFrom("notifications")
         .select((eb) => eb.fn.countAll<number>().as("n"))
         .where("user_id", "=", userId)
         .where("read_at", "is", null)
         .executeTakeFirstOrThrow();
-      return {
-        data,
-        nextCursor: rows.length > page.limit ? (data.at(-1)?.id ?? null) : null,
-        unreadCount: Number(unread.n),
-      };
+      return { ...toPage(rows, page.limit, toView), unreadCount: Number(unread.n) };
     },
 
     async markRead(userId: string, id: string): Promise<boolean> {

@@ -1,9 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_SECRET_KEY } from "../../test-support/harness.js";
 import { startLoad, statusSummary, waitForDelivery } from "../../test-support/load.js";
-import { freePort, type MitteProcess, runCli, startMitteProcess } from "../../test-support/mitte-process.js";
+import {
+  freePort,
+  type MitteProcess,
+  provisionEndpoint,
+  scaleProcessEnv,
+  startMitteProcess,
+} from "../../test-support/mitte-process.js";
 import { type Sink, startSink } from "../../test-support/sink.js";
 import { createTestSchema, testDatabaseUrl } from "../../test-support/test-storage.js";
 
@@ -67,32 +72,18 @@ afterAll(async () => {
 
 describe("Redis restarted mid-run", () => {
   it("answers 503 while Redis is down, resumes within 10 s after, loses no 202", async () => {
-    const env = {
-      DATABASE_URL: testDatabaseUrl!,
-      MITTE_PG_SCHEMA: schemaName,
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      MITTE_SECRET_KEY: TEST_SECRET_KEY,
-      MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32",
-      MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: "0",
-      MITTE_RATE_LIMIT_IP_PER_MIN: "0",
-      MITTE_DELIVERY_TIMEOUT_MS: "2000",
-      MITTE_RECONCILE_EVERY_MS: "1000",
-      MITTE_RECONCILE_AFTER_MS: "2000",
-    };
-    const { apiKey } = JSON.parse(
-      await runCli(["user", "create", "--email", "redis@example.com", "--plan", "pro", "--json"], env),
-    );
+    const env = scaleProcessEnv({
+      databaseUrl: testDatabaseUrl!,
+      schema: schemaName,
+      redisUrl: `redis://127.0.0.1:${redisPort}`,
+    });
+    env.MITTE_RECONCILE_AFTER_MS = "2000";
     const [api, worker] = await Promise.all([
       startMitteProcess({ ...env, MITTE_ROLE: "api" }),
       startMitteProcess({ ...env, MITTE_ROLE: "worker" }),
     ]);
     processes.push(api, worker);
-    const created = await fetch(`${api.url}/api/v1/endpoints`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-      body: JSON.stringify({ name: "redis", targetUrl: `${sink.url}/hook` }),
-    });
-    const { slug } = (await created.json()) as { slug: string };
+    const { slug } = await provisionEndpoint(env, api.url, "redis@example.com", `${sink.url}/hook`);
     const receivedIds = () => new Set(sink.received.map((r) => String(r.headers["x-mitte-delivery-id"])));
 
     const before = startLoad({ baseUrls: [api.url], slug, concurrency: 8 });

@@ -1,9 +1,13 @@
 import pg from "pg";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_SECRET_KEY } from "../../test-support/harness.js";
 import { startLoad, statusSummary, waitForDelivery } from "../../test-support/load.js";
-import { type MitteProcess, runCli, startMitteProcess } from "../../test-support/mitte-process.js";
+import {
+  type MitteProcess,
+  provisionEndpoint,
+  scaleProcessEnv,
+  startMitteProcess,
+} from "../../test-support/mitte-process.js";
 import { type Sink, startSink } from "../../test-support/sink.js";
 import { createTestSchema, testDatabaseUrl, testRedisUrl } from "../../test-support/test-storage.js";
 
@@ -28,23 +32,12 @@ beforeAll(async () => {
   const schema = await createTestSchema();
   dropSchema = schema.drop;
   sink = await startSink(() => ({ status: 200 }));
-  env = {
-    DATABASE_URL: testDatabaseUrl,
-    MITTE_PG_SCHEMA: schema.schema,
-    MITTE_PG_POOL_SIZE: "5",
-    REDIS_URL: testRedisUrl,
-    MITTE_REDIS_PREFIX: prefix,
-    MITTE_SECRET_KEY: TEST_SECRET_KEY,
-    MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32",
-    MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: "0",
-    MITTE_RATE_LIMIT_IP_PER_MIN: "0",
-    MITTE_DELIVERY_TIMEOUT_MS: "2000",
-    MITTE_RECONCILE_EVERY_MS: "1000",
-    MITTE_RECONCILE_AFTER_MS: "3000",
-  };
-  apiKey = JSON.parse(
-    await runCli(["user", "create", "--email", "scale@example.com", "--plan", "pro", "--json"], env),
-  ).apiKey;
+  env = scaleProcessEnv({
+    databaseUrl: testDatabaseUrl,
+    schema: schema.schema,
+    redisUrl: testRedisUrl,
+    prefix,
+  });
   const started = await Promise.all([
     startMitteProcess({ ...env, MITTE_ROLE: "api" }),
     startMitteProcess({ ...env, MITTE_ROLE: "api" }),
@@ -53,12 +46,7 @@ beforeAll(async () => {
   ]);
   apis.push(started[0], started[1]);
   workers.push(started[2], started[3]);
-  const created = await fetch(`${apis[0]!.url}/api/v1/endpoints`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "scale", targetUrl: `${sink.url}/hook` }),
-  });
-  slug = ((await created.json()) as { slug: string }).slug;
+  ({ apiKey, slug } = await provisionEndpoint(env, apis[0]!.url, "scale@example.com", `${sink.url}/hook`));
 }, 120_000);
 
 afterAll(async () => {
