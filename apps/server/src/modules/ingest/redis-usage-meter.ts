@@ -11,6 +11,8 @@ redis.call('INCR', KEYS[1])
 return 1
 `;
 
+const CURRENT_CACHE_MS = 1_000;
+
 /** Counters live ~40 days: a month plus slack, then Redis forgets them. */
 const COUNTER_TTL_SECONDS = 40 * 24 * 3600;
 
@@ -20,6 +22,12 @@ const COUNTER_TTL_SECONDS = 40 * 24 * 3600;
  * missing (first use, or Redis lost its data).
  */
 export class RedisUsageMeter implements UsageMeter {
+  /**
+   * `current` only serves the early check before a body is read; the reservation in `tryReserve` is exact.
+   * Caching it for a second saves a Redis round trip per request.
+   */
+  readonly #recent = new Map<string, { count: number; atMs: number }>();
+
   constructor(
     private readonly redis: Redis,
     private readonly storage: Storage,
@@ -47,9 +55,14 @@ export class RedisUsageMeter implements UsageMeter {
   }
 
   async current(userId: string, period: string): Promise<number> {
-    const value = await this.redis.get(this.#key(userId, period));
-    if (value !== null) return Number(value);
-    return this.#seed(userId, period);
+    const key = this.#key(userId, period);
+    const cached = this.#recent.get(key);
+    if (cached && performance.now() - cached.atMs < CURRENT_CACHE_MS) return cached.count;
+    const value = await this.redis.get(key);
+    const count = value !== null ? Number(value) : await this.#seed(userId, period);
+    if (this.#recent.size > 10_000) this.#recent.clear();
+    this.#recent.set(key, { count, atMs: performance.now() });
+    return count;
   }
 
   async #seed(userId: string, period: string): Promise<number> {
