@@ -1,6 +1,7 @@
 /**
  * Child processes and temp dirs for the benchmarks. Everything started here is registered, and an exit hook
- * kills whatever is still alive and removes every temp dir, also when the run fails or is interrupted.
+ * kills whatever is still alive, runs the registered exit tasks (dropping scale mode's PostgreSQL schemas) and
+ * removes every temp dir, also when the run fails or is interrupted.
  */
 import { type ChildProcess, execFile, fork, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,14 +17,41 @@ const MITTE_BIN = join(REPO_DIR, "apps/cli/bin/mitte.js");
 
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
+/** Synchronous clean-ups of things outside this process tree (PostgreSQL schemas), run after the kills. */
+const exitTasks = new Map<string, () => void>();
 
 function killAllNow(): void {
   for (const child of children) {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
   children.clear();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  for (const dir of tempDirs) {
+    try {
+      // A child killed a moment ago may still be writing its last file: retry on ENOTEMPTY/EBUSY.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+    } catch (error) {
+      console.error(`bench: could not remove ${dir}:`, error instanceof Error ? error.message : error);
+    }
+  }
   tempDirs.clear();
+  // Slower (a PostgreSQL round trip each), so after the quick local clean-up.
+  for (const [name, task] of exitTasks) {
+    try {
+      task();
+    } catch (error) {
+      console.error(`bench: clean-up of ${name} failed:`, error instanceof Error ? error.message : error);
+    }
+  }
+  exitTasks.clear();
+}
+
+/** Registers a synchronous clean-up the exit hook runs if the bench ends before `removeExitTask(name)`. */
+export function addExitTask(name: string, task: () => void): void {
+  exitTasks.set(name, task);
+}
+
+export function removeExitTask(name: string): void {
+  exitTasks.delete(name);
 }
 
 let cleanupInstalled = false;
@@ -42,7 +70,7 @@ export function installCleanup(): void {
   }
 }
 
-function track(child: ChildProcess): ChildProcess {
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once("exit", () => children.delete(child));
   return child;
@@ -182,16 +210,18 @@ export async function waitForHealthz(
   throw new Error(`/healthz at ${baseUrl} did not answer within ${timeoutMs} ms:\n${output.text()}`);
 }
 
+/** `mitte start` (role all), or `mitte start --role api|worker` for a scale deployment. */
 export async function startMitte(
   dataDir: string,
   extraEnv: Record<string, string> = {},
-  port?: number,
+  options: { port?: number; role?: "api" | "worker" } = {},
 ): Promise<MitteProcess> {
-  const chosenPort = port ?? (await freePort());
+  const chosenPort = options.port ?? (await freePort());
   const output = new OutputTail();
   const spawnedAt = performance.now();
+  const args = options.role ? [MITTE_BIN, "start", "--role", options.role] : [MITTE_BIN, "start"];
   const child = track(
-    spawn(process.execPath, [MITTE_BIN, "start"], {
+    spawn(process.execPath, args, {
       cwd: REPO_DIR,
       env: mitteEnv(chosenPort, dataDir, extraEnv),
       stdio: ["ignore", "pipe", "pipe"],
@@ -204,14 +234,18 @@ export async function startMitte(
   return { child, baseUrl, port: chosenPort, output, spawnedAt, readyAt };
 }
 
-/** Runs one `mitte` CLI command against `dataDir` and returns its stdout. */
-export function runCli(args: string[], dataDir: string): Promise<string> {
+/** Runs one `mitte` CLI command against `dataDir` (or the scale deployment in `extraEnv`), returns its stdout. */
+export function runCli(
+  args: string[],
+  dataDir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<string> {
   return new Promise((resolveOut, reject) => {
     const child = track(
       execFile(
         process.execPath,
         [MITTE_BIN, ...args],
-        { cwd: REPO_DIR, env: mitteEnv(0, dataDir), timeout: 30_000 },
+        { cwd: REPO_DIR, env: mitteEnv(0, dataDir, extraEnv), timeout: 30_000 },
         (error, stdout, stderr) => {
           if (error) reject(new Error(`mitte ${args.join(" ")} failed: ${error.message}\n${stderr}`));
           else resolveOut(stdout);
@@ -222,10 +256,14 @@ export function runCli(args: string[], dataDir: string): Promise<string> {
   });
 }
 
-export async function createProUser(dataDir: string): Promise<{ userId: string; apiKey: string }> {
+export async function createProUser(
+  dataDir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{ userId: string; apiKey: string }> {
   const stdout = await runCli(
     ["user", "create", "--email", "bench@example.com", "--plan", "pro", "--json"],
     dataDir,
+    extraEnv,
   );
   const line = stdout.trim().split("\n").pop() ?? "";
   const parsed = JSON.parse(line) as { userId?: string; apiKey?: string };

@@ -12,7 +12,8 @@ export interface Spread {
 }
 
 export interface S1Run {
-  target: "baseline" | "mitte";
+  /** "mitte-api": one `mitte start --role api` process of a scale deployment (S1-scale). */
+  target: "baseline" | "mitte" | "mitte-api";
   round: number;
   reqPerSec: number;
   ok2xx: number;
@@ -105,6 +106,73 @@ export interface S4Result {
   ratio: number;
 }
 
+export interface S1ScaleResult {
+  connections: number;
+  warmupSeconds: number;
+  measureSeconds: number;
+  runs: S1Run[];
+  discarded: S1Run[];
+  /** "interleaved": baseline runs alternate with Mitte runs here; "s1": time ran short, S1's median is reused. */
+  baselineSource: "interleaved" | "s1";
+  baseline: Spread;
+  mitte: Spread;
+  ratio: number;
+  mitteNon2xx: number;
+  mitteErrors: number;
+}
+
+export interface S4ScaleRun {
+  workers: number;
+  ingestOk: number;
+  ingestStatuses: Record<string, number>;
+  ingestMs: number;
+  apiShutdown: string;
+  /** Length of BullMQ's wait list once the api process had stopped, before any worker started. */
+  queuedBeforeWorkers: number;
+  /** Spawn of the workers → every worker's /healthz answered 200; first → last worker healthy. */
+  readyMs: number;
+  readySpreadMs: number;
+  ratePerSec: number;
+  windowMs: number;
+  readyToDoneMs: number;
+  received: number;
+  distinct: number;
+  complete: boolean;
+  cpu: Record<string, number>;
+  serverLogLines: number;
+  workerShutdown: string;
+}
+
+export interface S4ScaleResult {
+  n: number;
+  /** N was cut to the short size because the bench was already late. */
+  shortened: boolean;
+  /** The median pass (ratePerSec is the median of all passes; `runs` has them all). */
+  baseline: S4BaselineRun & { runs: Spread };
+  /** One run per worker count, in the order measured (1 then 2). */
+  runs: S4ScaleRun[];
+  /** Runs thrown away because other load disturbed them. */
+  discarded: S4ScaleRun[];
+  /** deliveries/s with 2 workers ÷ with 1 worker. */
+  scaling: number;
+}
+
+export interface ScaleReport {
+  redis: {
+    version: string;
+    flags: string;
+    settings: Record<string, string>;
+    /** `INFO persistence` at the end of the scale scenarios. */
+    persistence: Record<string, string>;
+    /** AOF rewrites the bench asked for (one after each deployment). */
+    rewritesRequested: number;
+    shutdown: string;
+  };
+  postgres: Record<string, string>;
+  s1: S1ScaleResult;
+  s4: S4ScaleResult;
+}
+
 export interface Verdict {
   goal: string;
   measured: string;
@@ -120,7 +188,10 @@ export interface Report {
   /** Supplementary S3 at a rate the delivery side can sustain; no goal attached. */
   s3b: S3Result;
   s4: S4Result;
-  verdicts: { s1: Verdict; s3: Verdict; s4: Verdict };
+  scale: ScaleReport;
+  verdicts: { s1: Verdict; s3: Verdict; s4: Verdict; s1Scale: Verdict };
+  /** S4-scale has no goal; this says whether the figures are complete measurements. */
+  s4ScaleNote: string | null;
   observations: string[];
 }
 
@@ -170,6 +241,15 @@ export function runQuality(report: Report): string {
     ["S4 baseline", report.s4.baseline.cpu.other],
     ["S4 Mitte", report.s4.mitte.cpu.other],
     ["S3b", report.s3b.cpu.other],
+    ...report.scale.s1.runs.map((r): [string, number | undefined] => [
+      `S1-scale ${r.target} ${r.round}`,
+      r.cpu.other,
+    ]),
+    ["S4-scale baseline", report.scale.s4.baseline.cpu.other],
+    ...report.scale.s4.runs.map((r): [string, number | undefined] => [
+      `S4-scale ${workersText(r.workers)}`,
+      r.cpu.other,
+    ]),
   ];
   const known = windows.filter((w): w is [string, number] => w[1] !== undefined);
   if (known.length === 0) return "unknown (no /proc/stat)";
@@ -181,8 +261,12 @@ export function runQuality(report: Report): string {
   } measured windows (${disturbed.map(([name, other]) => `${name}: ${Math.round(other)}%`).join(", ")}); those figures are depressed.`;
 }
 
+const workersText = (workers: number) => `${workers} worker${workers === 1 ? "" : "s"}`;
+
 export function renderSummaryTable(report: Report): string {
   const { s1, s3, s4, verdicts } = report;
+  const scale = report.scale;
+  const s4s = scale.s4;
   const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
   return [
     row(["Scenario", "Baseline", "Mitte", "Ratio", "Goal", "Result"]),
@@ -219,6 +303,26 @@ export function renderSummaryTable(report: Report): string {
       verdicts.s4.goal,
       `${verdicts.s4.met ? "met" : "missed"} (${verdicts.s4.measured})`,
     ]),
+    row([
+      `S1-scale ingest throughput, 1 api process (req/s, median of ${scale.s1.mitte.values.length})`,
+      `${fmtInt(scale.s1.baseline.median)}${scale.s1.baselineSource === "s1" ? " (S1's)" : ""}`,
+      fmtInt(scale.s1.mitte.median),
+      fmtRatio(scale.s1.ratio),
+      verdicts.s1Scale.goal,
+      `${verdicts.s1Scale.met ? "met" : "missed"} (${verdicts.s1Scale.measured})`,
+    ]),
+    ...s4s.runs.map((run) =>
+      row([
+        `S4-scale delivery throughput, ${workersText(run.workers)} (deliveries/s, N=${fmtInt(s4s.n)})`,
+        fmtInt(s4s.baseline.ratePerSec),
+        fmtInt(run.ratePerSec),
+        fmtRatio(run.ratePerSec / s4s.baseline.ratePerSec),
+        "none",
+        run.workers === 1
+          ? "information only"
+          : `information only; 1 → ${run.workers} workers: ${fmtRatio(s4s.scaling)}`,
+      ]),
+    ),
   ].join("\n");
 }
 
@@ -281,7 +385,9 @@ export function renderMarkdown(report: Report): string {
     "",
     "Generated by `npm run bench` (bench/run.ts). Every Mitte figure is set against a baseline measured in the same run",
     "by the same load generator, on the same machine, over loopback (127.0.0.1). Load generator, baselines and Mitte",
-    "share the machine's cores, so absolute numbers are machine-bound; the ratios are the point.",
+    "share the machine's cores, so absolute numbers are machine-bound; the ratios are the point. S1–S4 measure embedded",
+    "mode (one process, SQLite); S1-scale and S4-scale measure scale mode (PostgreSQL + Redis, separate `api` and",
+    "`worker` processes, [docs/deployment.md](deployment.md)).",
     "",
     `- Date: ${report.startedAt.toISOString()} (run took ${Math.round(report.durationS)} s)`,
     ...machineFacts().map((fact) => `- ${fact}`),
@@ -293,9 +399,10 @@ export function renderMarkdown(report: Report): string {
     "",
   );
   push(`- Run quality: ${runQuality(report)}`);
-  for (const verdict of [verdicts.s1, verdicts.s3, verdicts.s4]) {
+  for (const verdict of [verdicts.s1, verdicts.s3, verdicts.s4, verdicts.s1Scale]) {
     if (verdict.note) push(`- ${verdict.note}`);
   }
+  if (report.s4ScaleNote) push(`- ${report.s4ScaleNote}`);
   push("");
 
   push(
@@ -370,9 +477,142 @@ export function renderMarkdown(report: Report): string {
       : []),
     "",
   );
+  push(...renderScale(report));
 
   if (report.observations.length > 0) {
     push("## Observations", "", ...report.observations.map((o) => `- ${o}`), "");
   }
   return lines.join("\n");
+}
+
+function renderScale(report: Report): string[] {
+  const { scale, verdicts } = report;
+  const { s1: s1s, s4: s4s, redis, postgres } = scale;
+  const p = redis.persistence;
+  const settingsText = Object.entries(redis.settings)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(", ");
+  const baselineText =
+    s1s.baselineSource === "interleaved"
+      ? `Runs interleaved ${s1s.runs.map((r) => (r.target === "baseline" ? "B" : "A")).join(", ")} (B = baseline, A = api process).`
+      : "The run was late, so only api runs were made; the baseline is S1's median from this same run (not interleaved).";
+  const runCell = (run: S4ScaleRun | undefined, cell: (r: S4ScaleRun) => string) => (run ? cell(run) : "—");
+  const byWorkers = (workers: number) => s4s.runs.find((r) => r.workers === workers);
+  const one = byWorkers(1);
+  const two = byWorkers(2);
+  const s4Row = (label: string, baseline: string, cell: (r: S4ScaleRun) => string) =>
+    `| ${label} | ${baseline} | ${runCell(one, cell)} | ${runCell(two, cell)} |`;
+  return [
+    "## Scale mode — set-up",
+    "",
+    "S1-scale and S4-scale run Mitte as docs/deployment.md describes it: separate `node apps/cli/bin/mitte.js start --role api`",
+    "and `--role worker` processes on PostgreSQL and Redis. Each Mitte run gets a fresh deployment: its own PostgreSQL",
+    "schema (`create schema` through the `pg` client before, `drop schema … cascade` after), its own Redis key prefix, a pro",
+    "user made by `mitte user create --plan pro --json` with the same environment, and one endpoint created through the api",
+    "process's REST API. Environment of every process: `DATABASE_URL`, `MITTE_PG_SCHEMA`, `REDIS_URL`, `MITTE_REDIS_PREFIX`,",
+    "`MITTE_SECRET_KEY` (random, one per bench run), rate limits off, `MITTE_ALLOW_PRIVATE_TARGETS=127.0.0.1/32`,",
+    "`LOG_LEVEL=warn`, default pool size (`MITTE_PG_POOL_SIZE` 10 per process), default reconciler timings.",
+    "",
+    `- PostgreSQL: the server already running at 127.0.0.1:5432 (database \`test\`, shared with other people's tests), version ${
+      postgres.server_version
+    }, synchronous_commit=${postgres.synchronous_commit}, fsync=${postgres.fsync}: every 202 waits for a WAL flush.`,
+    `- Redis: the bench's own \`redis-server\` ${redis.version} child on a free loopback port with`,
+    `  \`${redis.flags}\`, its AOF in a temp dir (the shared Redis on 6379 is not used).`,
+    `  Read back with CONFIG GET: ${settingsText}. After each deployment the bench runs FLUSHALL and then`,
+    "  BGREWRITEAOF (awaited) on it, so every run starts from an empty Redis and a tiny AOF, and Redis's automatic",
+    "  AOF rewrite (a fork, once the AOF exceeds 64 MB and has doubled since the last rewrite) does not fire inside a",
+    "  measured window.",
+    `- AOF at the end of the scale scenarios: aof_enabled=${p.aof_enabled ?? "?"}, aof_last_write_status=${
+      p.aof_last_write_status ?? "?"
+    }, aof_rewrites=${p.aof_rewrites ?? "?"} (${redis.rewritesRequested} of them requested by the bench between`,
+    `  deployments), aof_delayed_fsync=${p.aof_delayed_fsync ?? "?"}; Redis stopped with ${redis.shutdown}.`,
+    "- CPU columns: `postgres` is the deployment's own PostgreSQL backends (found in pg_stat_activity by the",
+    "  `<prefix>-<role>` application_name Mitte sets, polled every 250 ms); PostgreSQL's shared background processes",
+    "  (WAL writer, checkpointer) and anyone else's backends count as `other`.",
+    "",
+    "## S1-scale — ingest throughput of one api process",
+    "",
+    `Same load as S1: autocannon, ${s1s.connections} connections, the same 1024-byte body and Stripe headers, ${s1s.warmupSeconds} s warm-up`,
+    `(discarded) then ${s1s.measureSeconds} s measured. ${baselineText} No worker runs, so delivery is off and the jobs stay`,
+    "in Redis: the api process commits each group of webhooks in PostgreSQL, answers 202 after the commit and adds the",
+    "BullMQ jobs to Redis. The baseline is the same bare `node:http` server as S1. A run during which other load exceeded",
+    "25% of a core is discarded and measured again (at most twice, and only while the bench is young enough).",
+    "",
+    "| Round | Target | req/s | 2xx | non-2xx | errors | latency p50 / p99 | CPU (100% = 1 core) |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...[...s1s.runs, ...s1s.discarded]
+      .sort((a, b) => a.round - b.round)
+      .map(
+        (run) =>
+          `| ${run.round}${run.discarded ? " (discarded)" : ""} | ${run.target === "baseline" ? "baseline" : "api process"} | ${fmtInt(
+            run.reqPerSec,
+          )} | ${fmtInt(run.ok2xx)} | ${fmtInt(run.non2xx)} | ${fmtInt(run.errors)} | ${run.latencyP50Ms} / ${
+            run.latencyP99Ms
+          } ms | ${cpuText(run.cpu)} |`,
+      ),
+    "",
+    `- Baseline: median ${fmtInt(s1s.baseline.median)} req/s (range ${fmtInt(s1s.baseline.min)}–${fmtInt(s1s.baseline.max)})${
+      s1s.baselineSource === "s1" ? ", S1's runs" : ""
+    }`,
+    `- One api process: median ${fmtInt(s1s.mitte.median)} req/s (range ${fmtInt(s1s.mitte.min)}–${fmtInt(s1s.mitte.max)})`,
+    `- Ratio of medians: ${fmtRatio(s1s.ratio)} (goal ≥ 0.2× with Redis AOF everysec) — ${
+      verdicts.s1Scale.met ? "met" : "missed"
+    } (measured ${verdicts.s1Scale.measured})`,
+    `- api non-2xx responses over all measured runs: ${fmtInt(s1s.mitteNon2xx)}; transport errors: ${fmtInt(s1s.mitteErrors)}`,
+    "",
+    "## S4-scale — delivery throughput with 1 and 2 worker processes",
+    "",
+    `N = ${fmtInt(s4s.n)} webhooks of 1024 bytes${
+      s4s.shortened ? " (shortened from 20,000 because the bench was already late)" : ""
+    }, the same sink child and rate definition as S4: (N − 1) / (last receipt −`,
+    "first receipt), both taken in the sink, so start-up is excluded. For each worker count a fresh deployment is made;",
+    "one api process ingests the N webhooks (undici loop, 50 in flight) with no worker running, so every job waits in",
+    "Redis; the api process is stopped (SIGTERM, exit awaited); then the worker processes are spawned together with",
+    "MITTE_DELIVERY_CONCURRENCY=64 and MITTE_ENDPOINT_CONCURRENCY=64 (per process) and deliver to the sink. Baseline: the",
+    `same bare undici loop as S4 (64 in flight, straight to the sink), ${s4s.baseline.runs.values.length} passes interleaved`,
+    "before, between and after the Mitte runs, median reported. No goal in the issue: the ratio to the baseline and the",
+    "change from 1 to 2 workers are information.",
+    "",
+    "| | Baseline (median pass) | 1 worker | 2 workers |",
+    "| --- | ---: | ---: | ---: |",
+    s4Row(
+      "deliveries/s",
+      `${fmtInt(s4s.baseline.ratePerSec)} (range ${fmtInt(s4s.baseline.runs.min)}–${fmtInt(s4s.baseline.runs.max)})`,
+      (r) => fmtInt(r.ratePerSec),
+    ),
+    s4Row("ratio to the baseline", "—", (r) => fmtRatio(r.ratePerSec / s4s.baseline.ratePerSec)),
+    s4Row("first→last receipt", fmtMs(s4s.baseline.windowMs), (r) => fmtMs(r.windowMs)),
+    s4Row(
+      "received (distinct)",
+      fmtInt(s4s.baseline.received),
+      (r) => `${fmtInt(r.distinct)} (total ${fmtInt(r.received)})`,
+    ),
+    s4Row(
+      "api ingest of the N (no worker running)",
+      "—",
+      (r) => `${fmtInt(r.ingestOk)} × 2xx in ${fmtMs(r.ingestMs)}`,
+    ),
+    s4Row("jobs waiting in Redis before the workers", "—", (r) => fmtInt(r.queuedBeforeWorkers)),
+    s4Row(
+      "spawn → every worker healthy (spread)",
+      "—",
+      (r) => `${fmtMs(r.readyMs)} (${fmtMs(r.readySpreadMs)})`,
+    ),
+    s4Row("healthy → all N received", "—", (r) => fmtMs(r.readyToDoneMs)),
+    s4Row("CPU (100% = 1 core)", cpuText(s4s.baseline.cpu), (r) => cpuText(r.cpu)),
+    "",
+    `- 1 → 2 worker processes: ${fmtInt(one?.ratePerSec ?? Number.NaN)} → ${fmtInt(
+      two?.ratePerSec ?? Number.NaN,
+    )} deliveries/s, ${fmtRatio(s4s.scaling)} (no goal; information)`,
+    `- Shutdowns (SIGTERM): ${s4s.runs
+      .map((r) => `${workersText(r.workers)} run: api ${r.apiShutdown}; workers ${r.workerShutdown}`)
+      .join("; ")}`,
+    ...s4s.discarded.map(
+      (run) =>
+        `- A first ${workersText(run.workers)} run (${fmtInt(run.ratePerSec)} deliveries/s, CPU ${cpuText(
+          run.cpu,
+        )}) was discarded because other load exceeded 25% of a core, and measured again.`,
+    ),
+    "",
+  ];
 }

@@ -1,9 +1,12 @@
 /**
- * `npm run bench`: S1 ingest throughput, S3 ingest→receipt latency, S4 delivery throughput, each Mitte figure
- * against a baseline measured in this same run by the same load generator. Prints markdown and writes it to
- * docs/benchmarks.md. Exits non-zero only when the run itself broke (not when a goal is missed).
+ * `npm run bench`: S1 ingest throughput, S3 ingest→receipt latency, S4 delivery throughput in embedded mode,
+ * then S1-scale (one `api` process) and S4-scale (1 and 2 `worker` processes) in scale mode on PostgreSQL and
+ * a private Redis; each Mitte figure against a baseline measured in this same run by the same load generator.
+ * Prints markdown and writes it to docs/benchmarks.md. Exits non-zero only when the run itself broke (not when
+ * a goal is missed).
  */
 import { writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { autocannon, closedLoop, openLoop, reqPerSec } from "./load.js";
@@ -14,6 +17,7 @@ import {
   type ForkedHelper,
   forkHelper,
   installCleanup,
+  type MitteProcess,
   makeTempDir,
   REPO_DIR,
   removeTempDir,
@@ -29,12 +33,24 @@ import {
   runQuality,
   type S1Result,
   type S1Run,
+  type S1ScaleResult,
   type S3Result,
   type S4BaselineRun,
   type S4Result,
+  type S4ScaleResult,
+  type S4ScaleRun,
+  type ScaleReport,
   type Spread,
   type Verdict,
 } from "./report.js";
+import {
+  createDeployment,
+  PgAdmin,
+  REDIS_FLAGS,
+  type RedisServer,
+  redisPersistence,
+  startRedis,
+} from "./scale.js";
 import { startSink } from "./sink.js";
 import type { SinkChildMessage, SinkDone, SinkStats } from "./sink-child.js";
 import {
@@ -46,6 +62,7 @@ import {
   fmtRatio,
   machineBusyPct,
   median,
+  type PidSource,
 } from "./stats.js";
 
 const S1_CONNECTIONS = 50;
@@ -64,6 +81,25 @@ const S4_BASELINE_RUNS = 3;
 const S4_REPEAT_DEADLINE_S = 160;
 const RATIO_GOAL = 0.5;
 const P99_GOAL_MS = 50;
+
+// Scale mode: PostgreSQL (shared server, fresh schema per deployment) + the bench's own redis-server.
+const S1_SCALE_ROUNDS = 2;
+const S1_SCALE_RATIO_GOAL = 0.2;
+/** Past this many seconds into the bench, S1-scale measures Mitte only and reuses S1's baseline median. */
+const S1_SCALE_INTERLEAVE_DEADLINE_S = 230;
+const S1_SCALE_MAX_REPEATS = 2;
+/** A disturbed scale-mode run is repeated once only while the whole bench is this young (seconds). */
+const SCALE_REPEAT_DEADLINE_S = 250;
+const S4_SCALE_N = 20_000;
+/** Used instead of S4_SCALE_N when S4-scale starts later than S4_SCALE_SHORT_AFTER_S into the bench. */
+const S4_SCALE_N_SHORT = 10_000;
+const S4_SCALE_SHORT_AFTER_S = 230;
+const S4_SCALE_WORKERS = [1, 2] as const;
+const SCALE_WORKER_ENV = {
+  MITTE_DELIVERY_ENABLED: "true",
+  MITTE_DELIVERY_CONCURRENCY: "64",
+  MITTE_ENDPOINT_CONCURRENCY: "64",
+};
 
 /** Delivery is disabled in S1, so the target is never called. */
 const UNUSED_TARGET = "http://127.0.0.1:9/unused";
@@ -108,10 +144,11 @@ function spread(values: number[]): Spread {
 
 // ---------------------------------------------------------------- S1
 
-async function measureS1(url: string, pids: Record<string, number | undefined>) {
+async function measureS1(url: string, pids: Record<string, PidSource>, beforeWindow?: () => Promise<void>) {
   const options = { url, connections: S1_CONNECTIONS, headers: WEBHOOK_HEADERS, body: makeBody(1) };
   await waitForQuiet("this run");
   await autocannon({ ...options, duration: S1_WARMUP_S });
+  await beforeWindow?.();
   const cpu = new CpuWindow(pids);
   const result = await autocannon({ ...options, duration: S1_MEASURE_S });
   return { result, cpu: cpu.stop() };
@@ -561,9 +598,365 @@ async function runS4(): Promise<S4Result> {
   }
 }
 
+// ---------------------------------------------------------------- scale mode
+
+interface ScaleInfra {
+  redis: RedisServer;
+  admin: PgAdmin;
+}
+
+/** One `mitte start --role api` of a fresh scale deployment (schema, Redis prefix, pro user), delivery off. */
+async function s1ScaleMitte(round: number, infra: ScaleInfra): Promise<S1Run> {
+  const deployment = await createDeployment("s1", infra.redis, infra.admin);
+  try {
+    const api = await startMitte(deployment.dataDir, deployment.env, { role: "api" });
+    try {
+      const endpoint = await createEndpoint(api.baseUrl, deployment.apiKey, UNUSED_TARGET);
+      const { result, cpu } = await measureS1(
+        `${api.baseUrl}/api/v1/h/${endpoint.slug}`,
+        {
+          api: api.child.pid,
+          redis: infra.redis.child.pid,
+          postgres: deployment.backends.pids,
+          bench: process.pid,
+        },
+        () => deployment.backends.sync(),
+      );
+      return toS1Run("mitte-api", round, result, cpu, api.output.total);
+    } finally {
+      const stopped = await stopChild(api.child);
+      if (stopped.code !== 0)
+        observations.push(
+          `S1-scale round ${round}: the api process exited with ${stopped.code ?? stopped.signal} on SIGTERM.`,
+        );
+      if (api.output.total > 0) {
+        observations.push(
+          `S1-scale round ${round}: the api process printed ${api.output.total} log line(s) at warn or above; last: ${api.output.lines.at(-1)}`,
+        );
+      }
+    }
+  } finally {
+    await deployment.close();
+  }
+}
+
+async function runS1Scale(s1: S1Result, infra: ScaleInfra): Promise<S1ScaleResult> {
+  const interleaved = elapsedS() < S1_SCALE_INTERLEAVE_DEADLINE_S;
+  section(
+    `S1-scale ingest throughput, one api process — autocannon, ${S1_CONNECTIONS} connections, ${S1_WARMUP_S} s warm-up + ${S1_MEASURE_S} s${
+      interleaved ? "" : " (late in the run: Mitte only, S1's baseline median reused)"
+    }`,
+  );
+  const runs: S1Run[] = [];
+  const discarded: S1Run[] = [];
+  let repeats = 0;
+  const measures = interleaved ? [s1Baseline, s1ScaleMitte] : [s1ScaleMitte];
+  for (let round = 1; round <= S1_SCALE_ROUNDS; round += 1) {
+    for (const measure of measures) {
+      let run = await measure(round, infra);
+      const other = run.cpu.other ?? 0;
+      if (other > QUIET_PCT && repeats < S1_SCALE_MAX_REPEATS && elapsedS() < SCALE_REPEAT_DEADLINE_S) {
+        repeats += 1;
+        log(
+          `  other load was ${Math.round(other)}% of a core during this run: discarding it and measuring again`,
+        );
+        discarded.push({ ...run, discarded: true });
+        await sleep(300);
+        run = await measure(round, infra);
+      }
+      runs.push(run);
+      await sleep(300);
+    }
+  }
+  const baseline = interleaved
+    ? spread(runs.filter((r) => r.target === "baseline").map((r) => r.reqPerSec))
+    : s1.baseline;
+  const mitteRuns = runs.filter((r) => r.target === "mitte-api");
+  const mitte = spread(mitteRuns.map((r) => r.reqPerSec));
+  const result: S1ScaleResult = {
+    connections: S1_CONNECTIONS,
+    warmupSeconds: S1_WARMUP_S,
+    measureSeconds: S1_MEASURE_S,
+    runs,
+    discarded,
+    baselineSource: interleaved ? "interleaved" : "s1",
+    baseline,
+    mitte,
+    ratio: mitte.median / baseline.median,
+    mitteNon2xx: mitteRuns.reduce((sum, r) => sum + r.non2xx, 0),
+    mitteErrors: mitteRuns.reduce((sum, r) => sum + r.errors, 0),
+  };
+  log(
+    `baseline median ${fmtInt(baseline.median)} req/s (range ${fmtInt(baseline.min)}–${fmtInt(baseline.max)})${
+      interleaved ? "" : ", from S1"
+    }`,
+  );
+  log(`api      median ${fmtInt(mitte.median)} req/s (range ${fmtInt(mitte.min)}–${fmtInt(mitte.max)})`);
+  log(`ratio ${fmtRatio(result.ratio)} (goal ≥ ${S1_SCALE_RATIO_GOAL}×)`);
+  return result;
+}
+
+const workerLabel = (workers: number) => `${workers} worker${workers === 1 ? "" : "s"}`;
+
+/**
+ * A fresh deployment: one api process ingests N with no worker running and is stopped; then `workers` worker
+ * processes start together and the sink times first→last receipt.
+ */
+async function s4ScaleRun(
+  sink: Sink,
+  bodies: readonly Buffer[],
+  workers: number,
+  infra: ScaleInfra,
+): Promise<S4ScaleRun> {
+  const label = `S4-scale ${workerLabel(workers)}`;
+  const deployment = await createDeployment(`s4w${workers}`, infra.redis, infra.admin);
+  try {
+    const api = await startMitte(deployment.dataDir, deployment.env, { role: "api" });
+    let ingest: Awaited<ReturnType<typeof closedLoop>>;
+    let apiShutdown: string;
+    try {
+      const endpoint = await createEndpoint(api.baseUrl, deployment.apiKey, `${sink.url}/s4-scale`);
+      ingest = await closedLoop({
+        url: `${api.baseUrl}/api/v1/h/${endpoint.slug}`,
+        bodies,
+        concurrency: S4_INGEST_CONCURRENCY,
+        headers: WEBHOOK_HEADERS,
+      });
+    } finally {
+      const stopped = await stopChild(api.child);
+      apiShutdown = stopped.killed
+        ? "did not exit within 15 s of SIGTERM, killed"
+        : `exit code ${stopped.code ?? stopped.signal} after SIGTERM`;
+      if (api.output.total > 0) {
+        observations.push(
+          `${label} ingest: the api process printed ${api.output.total} log line(s) at warn or above; last: ${api.output.lines.at(-1)}`,
+        );
+      }
+    }
+    const queuedBeforeWorkers = await deployment.waitingJobs();
+    log(
+      `api ingest (no worker running): ${fmtInt(ingest.ok)} × 2xx in ${fmtMs(ingest.durationMs)}; statuses ${JSON.stringify(
+        ingest.statuses,
+      )}; api stopped: ${apiShutdown}; jobs waiting in Redis: ${fmtInt(queuedBeforeWorkers)}`,
+    );
+    if (ingest.ok !== bodies.length) {
+      observations.push(
+        `${label}: only ${ingest.ok} of ${bodies.length} ingests were 2xx (${JSON.stringify(ingest.statuses)}, errors ${ingest.errors}).`,
+      );
+    }
+    if (queuedBeforeWorkers !== ingest.ok) {
+      observations.push(
+        `${label}: ${fmtInt(queuedBeforeWorkers)} jobs waited in Redis for ${fmtInt(ingest.ok)} accepted webhooks before the workers started.`,
+      );
+    }
+
+    sink.send({ type: "reset", expected: ingest.ok });
+    await waitForQuiet(`the ${label} delivery run`);
+    const spawnedAt = performance.now();
+    const started = await Promise.allSettled(
+      Array.from({ length: workers }, () =>
+        startMitte(deployment.dataDir, { ...deployment.env, ...SCALE_WORKER_ENV }, { role: "worker" }),
+      ),
+    );
+    const procs = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    let run: S4ScaleRun | undefined;
+    try {
+      const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      if (failed) throw failed.reason;
+      await deployment.backends.sync();
+      const pids: Record<string, PidSource> = {};
+      procs.forEach((p, i) => {
+        pids[`worker ${i + 1}`] = p.child.pid;
+      });
+      Object.assign(pids, {
+        redis: infra.redis.child.pid,
+        postgres: deployment.backends.pids,
+        sink: sink.child.pid,
+        bench: process.pid,
+      });
+      const cpu = new CpuWindow(pids);
+      const readyAts = procs.map((p) => p.readyAt);
+      let done: DoneMessage | StatsMessage;
+      let complete = true;
+      try {
+        done = await sink.next(isDone, 120_000);
+      } catch {
+        complete = false;
+        sink.send({ type: "stats" });
+        done = await sink.next(isStats, 5_000);
+        observations.push(
+          `${label}: the workers delivered only ${done.distinct} of ${ingest.ok} within 120 s of becoming healthy.`,
+        );
+      }
+      const doneAt = performance.now();
+      const cpuShares = cpu.stop();
+      const windowMs = done.lastAt - done.firstAt;
+      run = {
+        workers,
+        ingestOk: ingest.ok,
+        ingestStatuses: ingest.statuses,
+        ingestMs: ingest.durationMs,
+        apiShutdown,
+        queuedBeforeWorkers,
+        readyMs: Math.max(...readyAts) - spawnedAt,
+        readySpreadMs: Math.max(...readyAts) - Math.min(...readyAts),
+        ratePerSec: ((done.distinct - 1) * 1000) / windowMs,
+        windowMs,
+        readyToDoneMs: doneAt - Math.max(...readyAts),
+        received: done.total,
+        distinct: done.distinct,
+        complete,
+        cpu: cpuShares,
+        serverLogLines: procs.reduce((sum, p) => sum + p.output.total, 0),
+        workerShutdown: "",
+      };
+      log(
+        `${workerLabel(workers)}: ${fmtInt(run.ratePerSec)} deliveries/s (${fmtInt(done.distinct)} distinct, ${fmtInt(
+          done.total,
+        )} total in ${fmtMs(windowMs)} first→last receipt); spawn→all healthy ${fmtMs(run.readyMs)} (spread ${fmtMs(
+          run.readySpreadMs,
+        )}), healthy→done ${fmtMs(run.readyToDoneMs)}; CPU ${describeCpu(cpuShares)}`,
+      );
+      if (done.total !== done.distinct) {
+        observations.push(`${label}: the sink saw ${done.total - done.distinct} duplicate deliveries.`);
+      }
+      for (const [i, p] of procs.entries()) {
+        if (p.output.total > 0) {
+          observations.push(
+            `${label}: worker ${i + 1} printed ${p.output.total} log line(s) at warn or above; last: ${p.output.lines.at(-1)}`,
+          );
+        }
+      }
+      return run;
+    } finally {
+      const stops = await Promise.all(procs.map((p: MitteProcess) => stopChild(p.child)));
+      if (run) {
+        run.workerShutdown = stops
+          .map((s) =>
+            s.killed ? "did not exit within 15 s of SIGTERM, killed" : `exit code ${s.code ?? s.signal}`,
+          )
+          .join(", ");
+      }
+      const odd = stops.filter((s) => s.killed || s.code !== 0);
+      if (odd.length > 0) {
+        observations.push(
+          `${label}: ${odd.length} worker(s) did not exit 0 on SIGTERM (${odd
+            .map((s) => (s.killed ? "killed after 15 s" : String(s.code ?? s.signal)))
+            .join(", ")}).`,
+        );
+      }
+    }
+  } finally {
+    await deployment.close();
+  }
+}
+
+async function runS4Scale(infra: ScaleInfra): Promise<S4ScaleResult> {
+  const shortened = elapsedS() > S4_SCALE_SHORT_AFTER_S;
+  const n = shortened ? S4_SCALE_N_SHORT : S4_SCALE_N;
+  section(
+    `S4-scale delivery throughput — N = ${fmtInt(n)}, ${S4_SCALE_WORKERS.map(workerLabel).join(" and ")}${
+      shortened ? " (N shortened: the run is late)" : ""
+    }`,
+  );
+  const bodies = Array.from({ length: n }, (_, i) => Buffer.from(makeBody(i)));
+  const sink = await forkHelper<SinkChildMessage>("sink-child.ts");
+  try {
+    // Baseline passes (about a second each) before, between and after the Mitte runs: B, M1, B, M2, B.
+    const baselineRuns: S4BaselineRun[] = [await s4BaselineRun(sink, bodies)];
+    const runs: S4ScaleRun[] = [];
+    const discarded: S4ScaleRun[] = [];
+    for (const workers of S4_SCALE_WORKERS) {
+      let run = await s4ScaleRun(sink, bodies, workers, infra);
+      const other = run.cpu.other ?? 0;
+      if (other > QUIET_PCT && elapsedS() < SCALE_REPEAT_DEADLINE_S) {
+        log(
+          `  other load was ${Math.round(other)}% of a core during the ${workerLabel(workers)} run: discarding it and measuring again`,
+        );
+        discarded.push(run);
+        run = await s4ScaleRun(sink, bodies, workers, infra);
+      }
+      runs.push(run);
+      baselineRuns.push(await s4BaselineRun(sink, bodies));
+    }
+    const baselineRates = spread(baselineRuns.map((r) => r.ratePerSec));
+    const medianRun = [...baselineRuns].sort((a, b) => a.ratePerSec - b.ratePerSec)[
+      Math.floor(baselineRuns.length / 2)
+    ]!;
+    const rateOf = (workers: number) => runs.find((r) => r.workers === workers)?.ratePerSec ?? Number.NaN;
+    const scaling = rateOf(2) / rateOf(1);
+    log(
+      `baseline median ${fmtInt(baselineRates.median)} deliveries/s (range ${fmtInt(baselineRates.min)}–${fmtInt(
+        baselineRates.max,
+      )})`,
+    );
+    for (const run of runs) {
+      log(
+        `${workerLabel(run.workers)}: ${fmtInt(run.ratePerSec)} deliveries/s, ${fmtRatio(
+          run.ratePerSec / baselineRates.median,
+        )} of the baseline`,
+      );
+    }
+    log(`1 → 2 workers: ${fmtRatio(scaling)} (no goal; information)`);
+    return {
+      n,
+      shortened,
+      baseline: { ...medianRun, ratePerSec: baselineRates.median, runs: baselineRates },
+      runs,
+      discarded,
+      scaling,
+    };
+  } finally {
+    await stopChild(sink.child);
+  }
+}
+
+/** Starts the bench's own Redis, runs S1-scale and S4-scale, stops Redis (also when a scenario throws). */
+async function runScale(s1: S1Result): Promise<ScaleReport> {
+  section(
+    `Scale mode — private redis-server (${REDIS_FLAGS.map((f) => f || '""').join(" ")}), PostgreSQL at 127.0.0.1:5432`,
+  );
+  const redis = await startRedis();
+  let admin: PgAdmin | undefined;
+  let measured: Omit<ScaleReport, "redis"> & { persistence: Record<string, string> };
+  let stopped: Awaited<ReturnType<RedisServer["close"]>>;
+  try {
+    admin = await PgAdmin.open();
+    const postgres = await admin.facts();
+    log(
+      `redis ${redis.version} on ${redis.url}: ${Object.entries(redis.settings)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join(
+          ", ",
+        )}; PostgreSQL ${postgres.server_version}, synchronous_commit=${postgres.synchronous_commit}, fsync=${postgres.fsync}`,
+    );
+    const infra = { redis, admin };
+    const s1Scale = await runS1Scale(s1, infra);
+    const s4Scale = await runS4Scale(infra);
+    measured = { postgres, s1: s1Scale, s4: s4Scale, persistence: await redisPersistence(redis) };
+  } finally {
+    await admin?.close().catch(() => {});
+    stopped = await redis.close();
+  }
+  const { persistence, ...rest } = measured;
+  return {
+    ...rest,
+    redis: {
+      version: redis.version,
+      flags: REDIS_FLAGS.map((f) => f || '""').join(" "),
+      settings: redis.settings,
+      persistence,
+      rewritesRequested: redis.rewritesRequested,
+      shutdown: stopped.killed
+        ? "did not exit within 15 s of SIGTERM, killed"
+        : `exit code ${stopped.code ?? stopped.signal} after SIGTERM`,
+    },
+  };
+}
+
 // ---------------------------------------------------------------- main
 
-function verdicts(s1: S1Result, s3: S3Result, s4: S4Result): Report["verdicts"] {
+function verdicts(s1: S1Result, s3: S3Result, s4: S4Result, scale: ScaleReport): Report["verdicts"] {
   const s1Valid = s1.mitteNon2xx === 0 && s1.mitteErrors === 0;
   const s1Verdict: Verdict = {
     goal: `≥ ${RATIO_GOAL}× baseline`,
@@ -602,7 +995,36 @@ function verdicts(s1: S1Result, s3: S3Result, s4: S4Result): Report["verdicts"] 
       ? {}
       : { note: "S4: not every webhook was ingested and delivered; counted as missed." }),
   };
-  return { s1: s1Verdict, s3: s3Verdict, s4: s4Verdict };
+  const s1s = scale.s1;
+  const s1sValid = s1s.mitteNon2xx === 0 && s1s.mitteErrors === 0;
+  const s1sNotes = [
+    ...(s1s.baselineSource === "s1"
+      ? [
+          "S1-scale: the run was late, so no baseline runs were interleaved with the api runs; the ratio uses S1's baseline median from this same run.",
+        ]
+      : []),
+    ...(s1sValid
+      ? []
+      : [
+          `S1-scale is not a clean measurement: the api process answered ${s1s.mitteNon2xx} non-2xx and had ${s1s.mitteErrors} errors; counted as missed.`,
+        ]),
+  ];
+  const s1ScaleVerdict: Verdict = {
+    goal: `≥ ${S1_SCALE_RATIO_GOAL}× baseline`,
+    measured: fmtRatio(s1s.ratio),
+    met: s1sValid && s1s.ratio >= S1_SCALE_RATIO_GOAL,
+    ...(s1sNotes.length > 0 ? { note: s1sNotes.join(" ") } : {}),
+  };
+  return { s1: s1Verdict, s3: s3Verdict, s4: s4Verdict, s1Scale: s1ScaleVerdict };
+}
+
+/** S4-scale has no goal; says when its figures are not complete measurements. */
+function s4ScaleNote(s4s: S4ScaleResult): string | null {
+  const incomplete = s4s.runs.filter((r) => !r.complete || r.ingestOk !== s4s.n);
+  if (incomplete.length === 0) return null;
+  return `S4-scale: not every webhook was ingested and delivered in the run(s) with ${incomplete
+    .map((r) => workerLabel(r.workers))
+    .join(", ")}; those rates cover only what arrived.`;
 }
 
 function cpuObservations(s1: S1Result, s3: S3Result, s4: S4Result): void {
@@ -641,6 +1063,56 @@ function cpuObservations(s1: S1Result, s3: S3Result, s4: S4Result): void {
   );
 }
 
+function scaleCpuObservations(scale: ScaleReport): void {
+  const apiRuns = scale.s1.runs.filter((r) => r.target === "mitte-api");
+  const med = (name: string) => Math.round(median(apiRuns.map((r) => r.cpu[name] ?? Number.NaN)));
+  observations.push(
+    `S1-scale CPU (median over the api runs, 100% = one core): api process ${med("api")}%, its PostgreSQL backends ${med(
+      "postgres",
+    )}%, redis-server ${med("redis")}%, autocannon ${med("bench")}%. ` +
+      "An api process well below 100% of a core is not bound by its own JavaScript thread but waits on its stores (commit and enqueue round trips).",
+  );
+  const windows: [string, number | undefined][] = [
+    ...apiRuns.map((r): [string, number | undefined] => [`S1-scale api ${r.round}`, r.cpu.other]),
+    ["S4-scale baseline", scale.s4.baseline.cpu.other],
+    ...scale.s4.runs.map((r): [string, number | undefined] => [
+      `S4-scale ${workerLabel(r.workers)}`,
+      r.cpu.other,
+    ]),
+  ];
+  const disturbed = windows.filter((w): w is [string, number] => w[1] !== undefined && w[1] > QUIET_PCT);
+  if (disturbed.length > 0) {
+    observations.push(
+      `Other load exceeded 25% of a core during ${disturbed
+        .map(([name, other]) => `${name} (${Math.round(other)}%)`)
+        .join(", ")}; those scale-mode figures are likely depressed.`,
+    );
+  }
+  const capacity = cpus().length * 100;
+  for (const run of scale.s4.runs) {
+    const ours = Object.entries(run.cpu)
+      .filter(([name]) => name !== "other")
+      .reduce((sum, [, pct]) => sum + pct, 0);
+    observations.push(
+      `S4-scale CPU with ${workerLabel(run.workers)}: ${describeCpu(run.cpu)}; the bench's own processes (workers, redis, their PostgreSQL backends, sink) used ${Math.round(
+        ours,
+      )}% of the machine's ${capacity}%${
+        ours > capacity * 0.9
+          ? ": they nearly filled the machine, so this figure is bound by its cores rather than by the worker count"
+          : ours + (run.cpu.other ?? 0) > capacity * 0.9
+            ? "; with the other load the machine was saturated, so this figure is depressed by other work"
+            : ""
+      }.`,
+    );
+  }
+  const p = scale.redis.persistence;
+  if (p.aof_last_write_status !== "ok" || p.aof_last_bgrewrite_status !== "ok") {
+    observations.push(
+      `Redis reported AOF trouble: aof_last_write_status=${p.aof_last_write_status}, aof_last_bgrewrite_status=${p.aof_last_bgrewrite_status}.`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   installCleanup();
   const startedAt = new Date();
@@ -659,8 +1131,10 @@ async function main(): Promise<void> {
     Math.max(1, Math.round(s4.mitte.ratePerSec * 0.5)),
     `0.5 × Mitte's S4 delivery rate ${fmtInt(s4.mitte.ratePerSec)}/s; supplementary, no goal`,
   );
+  const scale = await runScale(s1);
   cpuObservations(s1, s3, s4);
   observations.push(`S3b CPU: ${describeCpu(s3b.cpu)}.`);
+  scaleCpuObservations(scale);
   const report: Report = {
     startedAt,
     durationS: (performance.now() - t0) / 1000,
@@ -668,7 +1142,9 @@ async function main(): Promise<void> {
     s3,
     s3b,
     s4,
-    verdicts: verdicts(s1, s3, s4),
+    scale,
+    verdicts: verdicts(s1, s3, s4, scale),
+    s4ScaleNote: s4ScaleNote(scale.s4),
     observations,
   };
   const markdown = renderMarkdown(report);

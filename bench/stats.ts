@@ -100,21 +100,61 @@ export async function machineBusyPct(windowMs: number): Promise<number | null> {
   return ((b.busy - a.busy) / (b.total - a.total)) * cpus().length * 100;
 }
 
+/** When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); null where unavailable. */
+function processStartTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return null;
+  }
+}
+
+/** Now, in clock ticks since boot (same unit as processStartTicks); null where unavailable. */
+function uptimeTicks(): number | null {
+  try {
+    return Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]) * ticksPerSecond();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What a CpuWindow measures under one name: a pid, or a function listing the current pids of a group whose
+ * members come and go (the PostgreSQL backends a Mitte deployment opens), summed.
+ */
+export type PidSource = number | undefined | (() => readonly number[]);
+
 /**
  * Measures the CPU share (100% = one core) of named processes over a window, `top`-style.
- * A process that exits before `stop()` reports what it used up to its last successful read. `other` is the
- * rest of the machine's busy time in the window (other processes, unattributed kernel work).
+ * A process that exits before `stop()` reports what it used up to its last successful read. A group member
+ * first seen after the window opened counts from 0 if it was born inside the window, else from its first
+ * reading. `other` is the rest of the machine's busy time in the window (other processes, unattributed
+ * kernel work).
  */
 export class CpuWindow {
   private readonly start = new Map<string, number | null>();
   private readonly last = new Map<string, number | null>();
+  private readonly groupStart = new Map<string, Map<number, number>>();
+  private readonly groupLast = new Map<string, Map<number, number>>();
   private readonly startedAt = performance.now();
+  private readonly startedAtTicks = uptimeTicks();
   private readonly machineStart = machineTicks();
   private timer: NodeJS.Timeout;
 
-  constructor(private readonly pids: Record<string, number | undefined>) {
-    for (const [name, pid] of Object.entries(pids)) {
-      const value = processCpuMs(pid);
+  constructor(private readonly pids: Record<string, PidSource>) {
+    for (const [name, source] of Object.entries(pids)) {
+      if (typeof source === "function") {
+        const first = new Map<number, number>();
+        for (const pid of source()) {
+          const value = processCpuMs(pid);
+          if (value !== null) first.set(pid, value);
+        }
+        this.groupStart.set(name, first);
+        this.groupLast.set(name, new Map(first));
+        continue;
+      }
+      const value = processCpuMs(source);
       this.start.set(name, value);
       this.last.set(name, value);
     }
@@ -124,8 +164,23 @@ export class CpuWindow {
   }
 
   private read(): void {
-    for (const [name, pid] of Object.entries(this.pids)) {
-      const value = processCpuMs(pid);
+    for (const [name, source] of Object.entries(this.pids)) {
+      if (typeof source === "function") {
+        const first = this.groupStart.get(name)!;
+        const last = this.groupLast.get(name)!;
+        for (const pid of new Set([...last.keys(), ...source()])) {
+          const value = processCpuMs(pid);
+          if (value === null) continue;
+          if (!first.has(pid)) {
+            const born = processStartTicks(pid);
+            const bornInside = born !== null && this.startedAtTicks !== null && born >= this.startedAtTicks;
+            first.set(pid, bornInside ? 0 : value);
+          }
+          last.set(pid, value);
+        }
+        continue;
+      }
+      const value = processCpuMs(source);
       if (value !== null) this.last.set(name, value);
     }
   }
@@ -136,6 +191,14 @@ export class CpuWindow {
     const wallMs = performance.now() - this.startedAt;
     const shares: Record<string, number> = {};
     for (const name of Object.keys(this.pids)) {
+      const group = this.groupLast.get(name);
+      if (group) {
+        const first = this.groupStart.get(name)!;
+        let used = 0;
+        for (const [pid, value] of group) used += value - (first.get(pid) ?? value);
+        if (wallMs > 0) shares[name] = (used / wallMs) * 100;
+        continue;
+      }
       const a = this.start.get(name);
       const b = this.last.get(name);
       if (a != null && b != null && wallMs > 0) shares[name] = ((b - a) / wallMs) * 100;
