@@ -38,7 +38,9 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   #handler: JobHandler | undefined;
   #closing = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  #sleeper: (() => void) | undefined;
+  /** Set when work arrives while the loop is busy claiming, so its next sleep returns at once. */
+  #wakeRequested = false;
 
   constructor(options: EmbeddedQueueOptions) {
     this.#opts = { queueName: "delivery", pollIntervalMs: 250, ...options };
@@ -50,12 +52,12 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   }
 
   async afterCommit(): Promise<void> {
-    this.#wake?.();
+    this.#wake();
   }
 
   async enqueue(jobs: readonly DeliveryJob[]): Promise<void> {
     await this.#opts.storage.executeBatch(this.#insertQueries(jobs));
-    this.#wake?.();
+    this.#wake();
   }
 
   async startConsumer(handler: JobHandler): Promise<void> {
@@ -88,7 +90,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
 
   async close(graceMs = 10_000): Promise<void> {
     this.#closing = true;
-    this.#wake?.();
+    this.#wake();
     await this.#loop;
     const drained = Promise.all(this.#inFlight.values()).then(() => true);
     const timedOut = new Promise<false>((resolve) => setTimeout(resolve, graceMs, false).unref());
@@ -147,14 +149,25 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     }
   }
 
+  #wake(): void {
+    this.#wakeRequested = true;
+    this.#sleeper?.();
+  }
+
   #sleep(ms: number): Promise<void> {
+    if (this.#wakeRequested) {
+      this.#wakeRequested = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        this.#sleeper = undefined;
+        this.#wakeRequested = false;
         resolve();
-      }
-      this.#wake = done;
+      };
+      const timer = setTimeout(done, ms);
+      this.#sleeper = done;
     });
   }
 
@@ -223,7 +236,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         const left = (this.#inFlightPerGroup.get(group) ?? 1) - 1;
         if (left === 0) this.#inFlightPerGroup.delete(group);
         else this.#inFlightPerGroup.set(group, left);
-        this.#wake?.();
+        this.#wake();
       });
     this.#inFlight.set(id, run);
   }
