@@ -94,7 +94,9 @@ export function createIngestService(deps: IngestServiceDeps) {
       await storage.executeBatch(statements);
       await queue.afterCommit(jobs);
     },
-    { maxBatch: deps.maxBatch ?? 500, maxInFlight: 2 },
+    // SQLite has one writer: two batches in flight keep its thread busy. PostgreSQL commits concurrent
+    // transactions on separate connections, so more batches overlap their commit round trips.
+    { maxBatch: deps.maxBatch ?? 500, maxInFlight: storage.dialect === "postgres" ? 4 : 2 },
   );
 
   function quotaRetryAfterSeconds(nowMs: number): number {
