@@ -44,7 +44,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
 
   constructor(options: EmbeddedQueueOptions) {
     this.#opts = { queueName: "delivery", pollIntervalMs: 250, ...options };
-    this.#acks = new BatchWriter((acks) => this.#applyAcks(acks));
+    // Acks go to SQLite's thread in order, so the next batch may be sent while one is written.
+    this.#acks = new BatchWriter((acks) => this.#applyAcks(acks), { maxInFlight: 2 });
   }
 
   stage(jobs: readonly DeliveryJob[]): CompiledQuery[] {
@@ -227,9 +228,12 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         );
         return { kind: "retry", runAtMs: this.#opts.clock.now() + 30_000 };
       })
-      .then((outcome) => this.#acks.submit({ id, outcome }))
-      .catch((error: unknown) => {
-        this.#opts.logger.error({ err: error, jobId: id }, "acknowledging job failed; it will run again");
+      .then((outcome) => {
+        // The slot is free once the handler is done; the job stays leased until its ack commits, so it
+        // cannot be claimed again meanwhile (and after a crash it runs again, which the handler tolerates).
+        this.#acks.submit({ id, outcome }).catch((error: unknown) => {
+          this.#opts.logger.error({ err: error, jobId: id }, "acknowledging job failed; it will run again");
+        });
       })
       .finally(() => {
         this.#inFlight.delete(id);
