@@ -53,9 +53,15 @@ export function maxAttemptsFor(limits: PlanLimits, isTest: boolean): number {
   return isTest ? 1 : limits.maxAttempts;
 }
 
-/** Quota periods are calendar months in UTC, e.g. "2026-11". */
+let cachedPeriod = { fromMs: 0, toMs: 0, period: "" };
+
+/** Quota periods are calendar months in UTC, e.g. "2026-11". (Called per request: the month is cached.) */
 export function usagePeriod(nowMs: number): string {
-  return new Date(nowMs).toISOString().slice(0, 7);
+  if (nowMs >= cachedPeriod.fromMs && nowMs < cachedPeriod.toMs) return cachedPeriod.period;
+  const now = new Date(nowMs);
+  const fromMs = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+  cachedPeriod = { fromMs, toMs: nextPeriodStartMs(nowMs), period: now.toISOString().slice(0, 7) };
+  return cachedPeriod.period;
 }
 
 /** First millisecond of the next UTC month: when the quota resets. */
