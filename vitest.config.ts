@@ -13,6 +13,7 @@ export default defineConfig({
     exclude: scale ? ["**/node_modules/**"] : ["**/node_modules/**", "**/*.scale.test.ts"],
     // Process-level tests spawn servers and send real traffic; keep files parallel but bounded on 2 cores.
     maxWorkers: 2,
+    globalSetup: ["apps/server/src/test-support/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

@@ -29,31 +29,20 @@ export async function createTestSchema(): Promise<{ schema: string; drop: () => 
     }
   };
   await admin(`create schema ${schema}`);
-  return { schema, drop: () => admin(`drop schema if exists ${schema} cascade`) };
+  // Dropped by the global teardown (global-setup.ts), never while other test files run.
+  return { schema, drop: async () => {} };
 }
 
 export async function openTestStorage(
   logger?: Logger,
 ): Promise<{ storage: Storage; drop: () => Promise<void> }> {
   if (!testDatabaseUrl) return { storage: openSqliteStorage({ filename: ":memory:" }), drop: async () => {} };
-  const schema = `t_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: testDatabaseUrl });
-  await admin.connect();
-  await admin.query(`create schema ${schema}`);
-  await admin.end();
+  const { schema, drop } = await createTestSchema();
   const storage = openPostgresStorage({
     connectionString: testDatabaseUrl,
     schema,
     poolSize: 4,
     ...(logger ? { logger } : {}),
   });
-  return {
-    storage,
-    async drop() {
-      const client = new pg.Client({ connectionString: testDatabaseUrl });
-      await client.connect();
-      await client.query(`drop schema if exists ${schema} cascade`);
-      await client.end();
-    },
-  };
+  return { storage, drop };
 }
