@@ -48,6 +48,9 @@ export const fmtMs = (n: number) =>
   Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.toFixed(1)} ms` : "n/a";
 export const fmtRatio = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "n/a");
 export const fmtPct = (n: number) => (Number.isFinite(n) ? `${Math.round(n)}%` : "n/a");
+/** A fraction as a signed percentage with one decimal (0.052 → "5.2 %", −0.01 → "−1.0 %"). */
+export const fmtOverhead = (n: number) =>
+  Number.isFinite(n) ? `${n < 0 ? "−" : ""}${Math.abs(n * 100).toFixed(1)} %` : "n/a";
 
 let clockTicks: number | null = null;
 function ticksPerSecond(): number {
