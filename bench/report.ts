@@ -81,37 +81,8 @@ export interface S4BaselineRun {
   cpu: Record<string, number>;
 }
 
-export interface S4Result {
-  n: number;
-  /** The median pass (ratePerSec is the median of all passes; `runs` has them all). */
-  baseline: S4BaselineRun & { runs: Spread };
-  /** A Mitte run thrown away because other load disturbed it, or null. */
-  discardedMitte: S4Result["mitte"] | null;
-  mitte: {
-    ingestOk: number;
-    ingestStatuses: Record<string, number>;
-    ingestMs: number;
-    shutdown: string;
-    readyMs: number;
-    ratePerSec: number;
-    windowMs: number;
-    readyToDoneMs: number;
-    spawnToDoneMs: number;
-    received: number;
-    distinct: number;
-    complete: boolean;
-    cpu: Record<string, number>;
-    serverLogLines: number;
-  };
-  ratio: number;
-}
-
-/** One S4m delivery run: S4's Mitte delivery run with MITTE_DELIVERY_MONITORING set to `monitoring`. */
-export interface S4mRun {
-  monitoring: boolean;
-  /** Pair (off, on) this run belongs to, and its position in the measured sequence (discarded runs count). */
-  pair: number;
-  order: number;
+/** What one Mitte delivery run (S4, S4m) measured, from start-up to the sink's last receipt. */
+export interface DeliveryRunFigures {
   readyMs: number;
   ratePerSec: number;
   windowMs: number;
@@ -122,6 +93,29 @@ export interface S4mRun {
   complete: boolean;
   cpu: Record<string, number>;
   serverLogLines: number;
+}
+
+export interface S4Result {
+  n: number;
+  /** The median pass (ratePerSec is the median of all passes; `runs` has them all). */
+  baseline: S4BaselineRun & { runs: Spread };
+  /** A Mitte run thrown away because other load disturbed it, or null. */
+  discardedMitte: S4Result["mitte"] | null;
+  mitte: DeliveryRunFigures & {
+    ingestOk: number;
+    ingestStatuses: Record<string, number>;
+    ingestMs: number;
+    shutdown: string;
+  };
+  ratio: number;
+}
+
+/** One S4m delivery run: S4's Mitte delivery run with MITTE_DELIVERY_MONITORING set to `monitoring`. */
+export interface S4mRun extends DeliveryRunFigures {
+  monitoring: boolean;
+  /** Pair (off, on) this run belongs to, and its position in the measured sequence (discarded runs count). */
+  pair: number;
+  order: number;
   /** Delivery attempts in the endpoint's stats once the sink had every webhook; null if they could not be read. */
   statsRequests: number | null;
   /** Repeated because other load on the machine disturbed it; not in the medians. */

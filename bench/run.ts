@@ -443,6 +443,28 @@ const isStats = (m: SinkChildMessage): m is StatsMessage => m.type === "stats";
 
 type Sink = ForkedHelper<SinkChildMessage>;
 
+/**
+ * Waits until the sink has every expected webhook (up to 120 s). If it never does, asks for its counts so
+ * far, records an observation naming `who` delivered too little, and reports the run incomplete.
+ */
+async function awaitAllReceived(
+  sink: Sink,
+  expected: number,
+  label: string,
+  who: string,
+): Promise<{ done: DoneMessage | StatsMessage; complete: boolean }> {
+  try {
+    return { done: await sink.next(isDone, 120_000), complete: true };
+  } catch {
+    sink.send({ type: "stats" });
+    const done = await sink.next(isStats, 5_000);
+    observations.push(
+      `${label}: ${who} delivered only ${done.distinct} of ${expected} within 120 s of becoming healthy.`,
+    );
+    return { done, complete: false };
+  }
+}
+
 /** One baseline pass: undici request loop, 64 in flight, straight to the sink. */
 async function s4BaselineRun(sink: Sink, bodies: readonly Buffer[]): Promise<S4BaselineRun> {
   sink.send({ type: "reset", expected: bodies.length });
@@ -563,18 +585,7 @@ async function s4Deliver(
   const delivering = await startMitte(dataDir, env);
   try {
     const cpu = new CpuWindow({ mitte: delivering.child.pid, sink: sink.child.pid, bench: process.pid });
-    let done: DoneMessage | StatsMessage;
-    let complete = true;
-    try {
-      done = await sink.next(isDone, 120_000);
-    } catch {
-      complete = false;
-      sink.send({ type: "stats" });
-      done = await sink.next(isStats, 5_000);
-      observations.push(
-        `${label}: Mitte delivered only ${done.distinct} of ${expected} within 120 s of becoming healthy.`,
-      );
-    }
+    const { done, complete } = await awaitAllReceived(sink, expected, label, "Mitte");
     const doneAt = performance.now();
     const cpuShares = cpu.stop();
     const windowMs = done.lastAt - done.firstAt;
@@ -1017,18 +1028,7 @@ async function s4ScaleRun(
       });
       const cpu = new CpuWindow(pids);
       const readyAts = procs.map((p) => p.readyAt);
-      let done: DoneMessage | StatsMessage;
-      let complete = true;
-      try {
-        done = await sink.next(isDone, 120_000);
-      } catch {
-        complete = false;
-        sink.send({ type: "stats" });
-        done = await sink.next(isStats, 5_000);
-        observations.push(
-          `${label}: the workers delivered only ${done.distinct} of ${ingest.ok} within 120 s of becoming healthy.`,
-        );
-      }
+      const { done, complete } = await awaitAllReceived(sink, ingest.ok, label, "the workers");
       const doneAt = performance.now();
       const cpuShares = cpu.stop();
       const windowMs = done.lastAt - done.firstAt;
@@ -1318,14 +1318,7 @@ function cpuObservations(s1: S1Result, s3: S3Result, s4: S4Result, s4m: S4mResul
       r.cpu.other,
     ]),
   ];
-  const disturbed = windows.filter((w): w is [string, number] => w[1] !== undefined && w[1] > QUIET_PCT);
-  if (disturbed.length > 0) {
-    observations.push(
-      `Other load exceeded 25% of a core during ${disturbed
-        .map(([name, other]) => `${name} (${Math.round(other)}%)`)
-        .join(", ")}; those single-shot figures are likely depressed.`,
-    );
-  }
+  noteDisturbedWindows(windows, "those single-shot figures");
   observations.push(
     `S3 CPU: ${describeCpu(s3.cpu)}. S4 CPU: baseline ${describeCpu(s4.baseline.cpu)}; Mitte ${describeCpu(s4.mitte.cpu)}.`,
   );
@@ -1337,6 +1330,17 @@ function cpuObservations(s1: S1Result, s3: S3Result, s4: S4Result, s4m: S4mResul
     `S4m CPU of the Mitte process (median over the runs, 100% = one core): ${s4mCpu(false)}% with monitoring off, ${s4mCpu(
       true,
     )}% with it on.`,
+  );
+}
+
+/** Records which measured windows had other load above the quiet threshold. */
+function noteDisturbedWindows(windows: [string, number | undefined][], which: string): void {
+  const disturbed = windows.filter((w): w is [string, number] => w[1] !== undefined && w[1] > QUIET_PCT);
+  if (disturbed.length === 0) return;
+  observations.push(
+    `Other load exceeded 25% of a core during ${disturbed
+      .map(([name, other]) => `${name} (${Math.round(other)}%)`)
+      .join(", ")}; ${which} are likely depressed.`,
   );
 }
 
@@ -1357,14 +1361,7 @@ function scaleCpuObservations(scale: ScaleReport): void {
       r.cpu.other,
     ]),
   ];
-  const disturbed = windows.filter((w): w is [string, number] => w[1] !== undefined && w[1] > QUIET_PCT);
-  if (disturbed.length > 0) {
-    observations.push(
-      `Other load exceeded 25% of a core during ${disturbed
-        .map(([name, other]) => `${name} (${Math.round(other)}%)`)
-        .join(", ")}; those scale-mode figures are likely depressed.`,
-    );
-  }
+  noteDisturbedWindows(windows, "those scale-mode figures");
   const capacity = cpus().length * 100;
   for (const run of scale.s4.runs) {
     const ours = Object.entries(run.cpu)
