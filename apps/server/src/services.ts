@@ -105,6 +105,7 @@ export function createServices(
   // fail the delivery itself; their work is tracked so tests and shutdown can wait for it.
   const afterDelivery = new Set<Promise<void>>();
   const onDeliveryOutcome = (event: DeliveryOutcomeEvent) => {
+    stats.record(event);
     const work = Promise.all([
       hub.publish(event.userId, "webhook:delivered", {
         logId: event.logId,
@@ -118,7 +119,6 @@ export function createServices(
         test: event.isTest,
       }),
       monitors.onDeliveryOutcome(event),
-      stats.record(event),
     ])
       .then(() => undefined)
       .catch((error: unknown) => logger.warn({ err: error }, "after-delivery work failed"))

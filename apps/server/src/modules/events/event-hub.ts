@@ -25,6 +25,8 @@ const CHANNEL = "live-events";
 export class EventHub {
   readonly #listeners = new Map<string, Set<Listener>>();
   readonly #recent = new Map<string, LiveEvent[]>();
+  /** Users with a stream open now or closed within the replay window: only they can ask for a replay. */
+  readonly #watchedUntil = new Map<string, number>();
 
   constructor(
     private readonly options: {
@@ -45,6 +47,8 @@ export class EventHub {
   }
 
   async publish(userId: string, type: LiveEventType, data: unknown): Promise<void> {
+    // In one process with nobody watching this user there is no one to send to and nothing to replay.
+    if (!this.options.pubsub && !this.#watched(userId)) return;
     const event: LiveEvent = {
       id: this.options.newId("evt"),
       userId,
@@ -59,7 +63,7 @@ export class EventHub {
   /** Replays what the client missed after `lastEventId`, then streams live events. Returns unsubscribe. */
   subscribe(userId: string, listener: Listener, lastEventId?: string): () => void {
     if (lastEventId) {
-      const oldest = this.options.clock.now() - (this.options.replayWindowMs ?? 5 * 60_000);
+      const oldest = this.options.clock.now() - this.#replayWindowMs();
       for (const event of this.#recent.get(userId) ?? []) {
         if (event.id > lastEventId && event.atMs >= oldest) listener(event);
       }
@@ -67,10 +71,27 @@ export class EventHub {
     const set = this.#listeners.get(userId) ?? new Set();
     set.add(listener);
     this.#listeners.set(userId, set);
+    this.#watchedUntil.set(userId, Number.POSITIVE_INFINITY);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.#listeners.delete(userId);
+      if (set.size === 0) {
+        this.#listeners.delete(userId);
+        this.#watchedUntil.set(userId, this.options.clock.now() + this.#replayWindowMs());
+      }
     };
+  }
+
+  #replayWindowMs(): number {
+    return this.options.replayWindowMs ?? 5 * 60_000;
+  }
+
+  #watched(userId: string): boolean {
+    const until = this.#watchedUntil.get(userId);
+    if (until === undefined) return false;
+    if (until >= this.options.clock.now()) return true;
+    this.#watchedUntil.delete(userId);
+    this.#recent.delete(userId);
+    return false;
   }
 
   connections(): number {
@@ -80,6 +101,7 @@ export class EventHub {
   }
 
   #deliver(event: LiveEvent): void {
+    if (!this.#watched(event.userId)) return;
     const recent = this.#recent.get(event.userId) ?? [];
     recent.push(event);
     if (recent.length > (this.options.replayLimit ?? 200)) recent.shift();

@@ -1,5 +1,4 @@
 import type { Logger } from "pino";
-import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import type { Storage } from "../../storage/storage.js";
 import type { DeliveryOutcomeEvent } from "../delivery/delivery.service.js";
@@ -11,6 +10,10 @@ import type { Granularity, StatsBucket, StatsStore } from "./stats-store.js";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+const GRANULARITIES: readonly [Granularity, number][] = [
+  ["hour", HOUR_MS],
+  ["day", DAY_MS],
+];
 
 export interface StatsPoint {
   start: string;
@@ -76,40 +79,64 @@ export function createStatsService({
   directory,
   notifications,
 }: StatsServiceDeps) {
-  const recorder = new BatchWriter<DeliveryOutcomeEvent>(async (events) => {
-    const buckets = new Map<string, StatsBucket>();
-    for (const event of events) {
-      for (const [granularity, size] of [
-        ["hour", HOUR_MS],
-        ["day", DAY_MS],
-      ] as [Granularity, number][]) {
-        const bucketStart = event.atMs - (event.atMs % size);
-        const key = `${event.endpointId}|${granularity}|${bucketStart}`;
-        let bucket = buckets.get(key);
-        if (!bucket) {
-          bucket = {
-            endpointId: event.endpointId,
-            userId: event.userId,
-            granularity,
-            bucketStart,
-            requests: 0,
-            successes: 0,
-            failures: 0,
-            latencySumMs: 0,
-            latency: emptyHistogram(),
-          };
-          buckets.set(key, bucket);
-        }
-        bucket.requests++;
-        if (event.success) bucket.successes++;
-        else bucket.failures++;
-        bucket.latencySumMs += event.durationMs;
-        const slot = latencyBucket(event.durationMs);
-        bucket.latency[slot] = (bucket.latency[slot] ?? 0) + 1;
+  // Outcomes are folded into in-memory buckets as they happen (no promise per delivery) and written in the
+  // background, one increment per endpoint and bucket, one write at a time.
+  let pending = new Map<string, StatsBucket>();
+  let writing: Promise<void> | undefined;
+  let scheduled = false;
+
+  function add(event: DeliveryOutcomeEvent): void {
+    for (const [granularity, size] of GRANULARITIES) {
+      const bucketStart = event.atMs - (event.atMs % size);
+      const key = `${event.endpointId}|${granularity}|${bucketStart}`;
+      let bucket = pending.get(key);
+      if (!bucket) {
+        bucket = {
+          endpointId: event.endpointId,
+          userId: event.userId,
+          granularity,
+          bucketStart,
+          requests: 0,
+          successes: 0,
+          failures: 0,
+          latencySumMs: 0,
+          latency: emptyHistogram(),
+        };
+        pending.set(key, bucket);
       }
+      bucket.requests++;
+      if (event.success) bucket.successes++;
+      else bucket.failures++;
+      bucket.latencySumMs += event.durationMs;
+      const slot = latencyBucket(event.durationMs);
+      bucket.latency[slot] = (bucket.latency[slot] ?? 0) + 1;
     }
-    await store.add([...buckets.values()]);
-  });
+  }
+
+  function scheduleWrite(): void {
+    if (scheduled || writing) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      void write();
+    });
+  }
+
+  async function write(): Promise<void> {
+    if (writing || pending.size === 0) return;
+    const batch = [...pending.values()];
+    pending = new Map();
+    writing = store
+      .add(batch)
+      .catch((error: unknown) =>
+        logger.warn({ err: error, buckets: batch.length }, "writing delivery stats failed"),
+      )
+      .finally(() => {
+        writing = undefined;
+        if (pending.size > 0) scheduleWrite();
+      });
+    await writing;
+  }
 
   async function ownedEndpointIds(userId: string): Promise<string[]> {
     const rows = await storage.db
@@ -121,11 +148,18 @@ export function createStatsService({
   }
 
   return {
-    record(event: DeliveryOutcomeEvent): Promise<void> {
-      return recorder.submit(event);
+    record(event: DeliveryOutcomeEvent): void {
+      add(event);
+      scheduleWrite();
     },
 
-    flush: () => recorder.flush(),
+    /** Writes everything recorded so far. */
+    async flush(): Promise<void> {
+      while (writing || pending.size > 0) {
+        if (writing) await writing;
+        else await write();
+      }
+    },
 
     /** Hourly series of the last 48 hours plus the current one, and totals. */
     async endpointStats(endpointId: string) {
