@@ -243,20 +243,15 @@ async function runS1(): Promise<S1Result> {
   );
   const runs: S1Run[] = [];
   const discarded: S1Run[] = [];
-  let repeats = 0;
+  const repeats: RepeatBudget = { left: S1_MAX_REPEATS, stillEarly: () => elapsedS() < REPEAT_DEADLINE_S };
   for (let round = 1; round <= S1_ROUNDS; round += 1) {
     for (const measure of [s1Baseline, s1Mitte]) {
-      let run = await measure(round);
-      const other = run.cpu.other ?? 0;
-      if (other > QUIET_PCT && repeats < S1_MAX_REPEATS && elapsedS() < REPEAT_DEADLINE_S) {
-        repeats += 1;
-        log(
-          `  other load was ${Math.round(other)}% of a core during this run: discarding it and measuring again`,
-        );
-        discarded.push({ ...run, discarded: true });
-        await sleep(300);
-        run = await measure(round);
-      }
+      const run = await measureUndisturbed(
+        () => measure(round),
+        repeats,
+        discarded,
+        () => sleep(300),
+      );
       runs.push(run);
       await sleep(300);
     }
@@ -432,6 +427,33 @@ async function runS3(label: string, ratePerSec: number, basis: string): Promise<
     await sink.close();
     removeTempDir(dataDir);
   }
+}
+
+interface RepeatBudget {
+  left: number;
+  /** Repeats only while the bench is young enough to afford them. */
+  stillEarly: () => boolean;
+}
+
+/**
+ * Runs `measure`. If other load on the machine disturbed it (more than QUIET_PCT of a core) and
+ * the scenario's repeat budget allows, the run is kept as discarded, `beforeRepeat` runs, and it is measured
+ * again once.
+ */
+async function measureUndisturbed<R extends { cpu: Record<string, number> }>(
+  measure: () => Promise<R>,
+  repeats: RepeatBudget,
+  discarded: R[],
+  beforeRepeat: () => Promise<void> | void,
+): Promise<R> {
+  const run = await measure();
+  const other = run.cpu.other ?? 0;
+  if (other <= QUIET_PCT || repeats.left <= 0 || !repeats.stillEarly()) return run;
+  repeats.left -= 1;
+  log(`  other load was ${Math.round(other)}% of a core during this run: discarding it and measuring again`);
+  discarded.push({ ...run, discarded: true });
+  await beforeRepeat();
+  return measure();
 }
 
 // ---------------------------------------------------------------- S4
@@ -761,7 +783,10 @@ async function runS4m(sink: Sink, bodies: readonly Buffer[]): Promise<S4mResult>
   try {
     const runs: S4mRun[] = [];
     const discarded: S4mRun[] = [];
-    let repeats = 0;
+    const repeats: RepeatBudget = {
+      left: S4M_MAX_REPEATS,
+      stillEarly: () => elapsedS() < S4M_REPEAT_DEADLINE_S,
+    };
     let order = 0;
     for (let pair = 1; pair <= S4M_PAIRS; pair += 1) {
       if (pair > S4M_MIN_PAIRS && elapsedS() > S4M_EXTRA_PAIR_DEADLINE_S) {
@@ -770,17 +795,14 @@ async function runS4m(sink: Sink, bodies: readonly Buffer[]): Promise<S4mResult>
       }
       for (const monitoring of [false, true]) {
         order += 1;
-        let run = await s4mRun(sink, snapshot, monitoring, pair, order);
-        const other = run.cpu.other ?? 0;
-        if (other > QUIET_PCT && repeats < S4M_MAX_REPEATS && elapsedS() < S4M_REPEAT_DEADLINE_S) {
-          repeats += 1;
-          log(
-            `  other load was ${Math.round(other)}% of a core during this run: discarding it and measuring again`,
-          );
-          discarded.push({ ...run, discarded: true });
-          order += 1;
-          run = await s4mRun(sink, snapshot, monitoring, pair, order);
-        }
+        const run = await measureUndisturbed(
+          () => s4mRun(sink, snapshot, monitoring, pair, order),
+          repeats,
+          discarded,
+          () => {
+            order += 1;
+          },
+        );
         runs.push(run);
       }
     }
@@ -901,21 +923,19 @@ async function runS1Scale(s1: S1Result, infra: ScaleInfra): Promise<S1ScaleResul
   );
   const runs: S1Run[] = [];
   const discarded: S1Run[] = [];
-  let repeats = 0;
+  const repeats: RepeatBudget = {
+    left: S1_SCALE_MAX_REPEATS,
+    stillEarly: () => scaleElapsedS() < SCALE_REPEAT_DEADLINE_S,
+  };
   const measures = interleaved ? [s1Baseline, s1ScaleMitte] : [s1ScaleMitte];
   for (let round = 1; round <= S1_SCALE_ROUNDS; round += 1) {
     for (const measure of measures) {
-      let run = await measure(round, infra);
-      const other = run.cpu.other ?? 0;
-      if (other > QUIET_PCT && repeats < S1_SCALE_MAX_REPEATS && scaleElapsedS() < SCALE_REPEAT_DEADLINE_S) {
-        repeats += 1;
-        log(
-          `  other load was ${Math.round(other)}% of a core during this run: discarding it and measuring again`,
-        );
-        discarded.push({ ...run, discarded: true });
-        await sleep(300);
-        run = await measure(round, infra);
-      }
+      const run = await measureUndisturbed(
+        () => measure(round, infra),
+        repeats,
+        discarded,
+        () => sleep(300),
+      );
       runs.push(run);
       await sleep(300);
     }
