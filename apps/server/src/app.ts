@@ -7,6 +7,7 @@ import Fastify, {
 import { sql } from "kysely";
 import type { Deps } from "./deps.js";
 import { AppError, type ErrorCode, errorBody, errorStatus } from "./errors.js";
+import { clientErrorHandler, closeAfterAnswer, httpServerTimeouts } from "./lib/http-guard.js";
 import { apiKeyRoutes } from "./modules/api-keys/api-key.routes.js";
 import { authRoutes } from "./modules/auth/auth.routes.js";
 import { requireUser } from "./modules/auth/authenticate.js";
@@ -19,6 +20,7 @@ import { notificationRoutes } from "./modules/notifications/notification.routes.
 import { statsRoutes } from "./modules/stats/stats.routes.js";
 import { meRoutes } from "./modules/users/me.routes.js";
 import type { Services } from "./services.js";
+import { isStorageUnavailable } from "./storage/unavailable.js";
 
 /** Body limit of the JSON management API (webhook bodies have their own, larger limit). */
 const API_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -96,6 +98,13 @@ function toErrorResponse(error: unknown): {
       message: fastifyError.message ?? "bad request",
     };
   }
+  if (isStorageUnavailable(error)) {
+    return {
+      status: 503,
+      code: "service_unavailable",
+      message: "The database is not reachable right now; nothing was accepted. Retry shortly.",
+    };
+  }
   return {
     status: 500,
     code: "internal_error",
@@ -120,6 +129,20 @@ export async function buildApp(
     trustProxy: deps.config.http.trustProxy,
     bodyLimit: API_BODY_LIMIT_BYTES,
     return503OnClosing: true,
+    // A whole request must arrive within MITTE_REQUEST_TIMEOUT_MS (408), and what Node's parser rejects
+    // (timeout, oversized headers, bad framing) answers in the JSON error shape: see lib/http-guard.ts.
+    ...httpServerTimeouts(deps.config.http.requestTimeoutMs),
+    clientErrorHandler,
+  });
+
+  // An error answered before the whole body arrived (413 while reading, a refusal before the body is read)
+  // closes the connection instead of reading the rest of the upload, lingering so the answer is not lost.
+  app.addHook("onSend", (request, reply, payload, done) => {
+    if (reply.statusCode >= 400 && request.raw.complete === false) {
+      reply.header("connection", "close");
+      closeAfterAnswer(request.raw.socket);
+    }
+    done(null, payload);
   });
 
   const authenticatedRoutes: { method: string; url: string }[] = [];

@@ -5,6 +5,7 @@ describe("config", () => {
   it("has documented defaults", () => {
     const config = loadConfig({});
     expect(config.http.port).toBe(3000);
+    expect(config.http.requestTimeoutMs).toBe(30_000);
     expect(config.storage.dataDir).toBe("./data");
     expect(config.ingest).toEqual({
       maxPayloadBytes: 10 * 1024 * 1024,
@@ -25,5 +26,6 @@ describe("config", () => {
   it("fails at boot naming the variable", () => {
     expect(() => loadConfig({ PORT: "eighty" })).toThrow(ConfigError);
     expect(() => loadConfig({ MITTE_DELIVERY_TIMEOUT_MS: "5" })).toThrow(/MITTE_DELIVERY_TIMEOUT_MS/);
+    expect(() => loadConfig({ MITTE_REQUEST_TIMEOUT_MS: "0" })).toThrow(/MITTE_REQUEST_TIMEOUT_MS/);
   });
 });

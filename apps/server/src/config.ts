@@ -18,6 +18,11 @@ const envSchema = z.object({
   MITTE_PUBLIC_URL: z.url().optional(),
   /** Trust X-Forwarded-For for the client IP (rate limiting) only behind a proxy you control. */
   MITTE_TRUST_PROXY: boolFromEnv.default(false),
+  /**
+   * A whole request (headers and body) must arrive within this time, else 408 and the connection is closed:
+   * a sender trickling bytes cannot hold a connection forever. Default 30 s (10 MiB needs ~350 KB/s).
+   */
+  MITTE_REQUEST_TIMEOUT_MS: intFromEnv(1_000, 60 * 60 * 1000).default(30_000),
   /** Largest accepted webhook body; larger gets 413 and nothing is stored. Default 10 MiB. */
   MITTE_MAX_PAYLOAD_BYTES: intFromEnv(1, 100 * 1024 * 1024).default(10 * 1024 * 1024),
   /** Per-slug sliding-window limit per 60 s; 0 turns it off. */
@@ -119,6 +124,7 @@ export interface Config {
     host: string;
     publicUrl: string | undefined;
     trustProxy: boolean;
+    requestTimeoutMs: number;
   };
   ingest: {
     maxPayloadBytes: number;
@@ -196,7 +202,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   return {
-    http: { port: e.PORT, host: e.HOST, publicUrl: e.MITTE_PUBLIC_URL, trustProxy: e.MITTE_TRUST_PROXY },
+    http: {
+      port: e.PORT,
+      host: e.HOST,
+      publicUrl: e.MITTE_PUBLIC_URL,
+      trustProxy: e.MITTE_TRUST_PROXY,
+      requestTimeoutMs: e.MITTE_REQUEST_TIMEOUT_MS,
+    },
     ingest: {
       maxPayloadBytes: e.MITTE_MAX_PAYLOAD_BYTES,
       rateLimitEndpointPerMin: e.MITTE_RATE_LIMIT_ENDPOINT_PER_MIN,
