@@ -106,19 +106,25 @@ export function createServices(
   const afterDelivery = new Set<Promise<void>>();
   const onDeliveryOutcome = (event: DeliveryOutcomeEvent) => {
     stats.record(event);
+    // Most outcomes need nothing more (a success on a healthy endpoint nobody is watching): no promise then.
+    const publish = hub.hasAudience(event.userId);
+    const monitor = monitors.wantsOutcome(event);
+    if (!publish && !monitor) return;
     const work = Promise.all([
-      hub.publish(event.userId, "webhook:delivered", {
-        logId: event.logId,
-        endpointId: event.endpointId,
-        status: event.status,
-        success: event.success,
-        attempt: event.attempt,
-        responseStatus: event.responseStatus,
-        errorKind: event.errorKind,
-        durationMs: event.durationMs,
-        test: event.isTest,
-      }),
-      monitors.onDeliveryOutcome(event),
+      publish
+        ? hub.publish(event.userId, "webhook:delivered", {
+            logId: event.logId,
+            endpointId: event.endpointId,
+            status: event.status,
+            success: event.success,
+            attempt: event.attempt,
+            responseStatus: event.responseStatus,
+            errorKind: event.errorKind,
+            durationMs: event.durationMs,
+            test: event.isTest,
+          })
+        : undefined,
+      monitor ? monitors.onDeliveryOutcome(event) : undefined,
     ])
       .then(() => undefined)
       .catch((error: unknown) => logger.warn({ err: error }, "after-delivery work failed"))

@@ -46,9 +46,17 @@ export class EventHub {
     );
   }
 
+  /**
+   * Whether an event for this user can reach anyone: always with pub/sub (another process may hold the
+   * stream); in one process only while the user watches or may still ask for a replay. Lets the delivery
+   * path skip building an event nobody will see.
+   */
+  hasAudience(userId: string): boolean {
+    return this.options.pubsub !== undefined || this.#watched(userId);
+  }
+
   async publish(userId: string, type: LiveEventType, data: unknown): Promise<void> {
-    // In one process with nobody watching this user there is no one to send to and nothing to replay.
-    if (!this.options.pubsub && !this.#watched(userId)) return;
+    if (!this.hasAudience(userId)) return;
     const event: LiveEvent = {
       id: this.options.newId("evt"),
       userId,

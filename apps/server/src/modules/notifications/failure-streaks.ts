@@ -9,6 +9,8 @@ export interface FailureStreaks {
   /** Adds a failure and returns the streak length. */
   increment(key: string, nowMs: number, idleResetMs: number): Promise<number>;
   reset(key: string): Promise<void>;
+  /** false when this key certainly has no streak (a success then needs no reset). */
+  mayHaveStreak(key: string): boolean;
 }
 
 export class MemoryFailureStreaks implements FailureStreaks {
@@ -23,6 +25,10 @@ export class MemoryFailureStreaks implements FailureStreaks {
 
   async reset(key: string): Promise<void> {
     this.#streaks.delete(key);
+  }
+
+  mayHaveStreak(key: string): boolean {
+    return this.#streaks.has(key);
   }
 }
 
@@ -54,5 +60,10 @@ export class RedisFailureStreaks implements FailureStreaks {
 
   async reset(key: string): Promise<void> {
     await this.redis.del(`${this.prefix}:streak:${key}`);
+  }
+
+  /** Another worker may have counted failures: only Redis knows. */
+  mayHaveStreak(): boolean {
+    return true;
   }
 }

@@ -27,6 +27,11 @@ export function createMonitors({ storage, clock, logger, notifications, director
 
   return {
     /** Called after every delivery attempt (test webhooks included: they are real deliveries). */
+    /** Whether an outcome has monitor work: every failure, and a success that may end a streak. */
+    wantsOutcome(event: DeliveryOutcomeEvent): boolean {
+      return !event.success || streaks.mayHaveStreak(event.endpointId);
+    },
+
     async onDeliveryOutcome(event: DeliveryOutcomeEvent): Promise<void> {
       if (event.success) {
         await streaks.reset(event.endpointId);
