@@ -61,10 +61,17 @@ export const REDIS_FLAGS = [
   "noeviction",
 ];
 
-/** Starts a private redis-server on a free loopback port, data (the AOF) in a temp dir removed on close. */
-export async function startRedis(timeoutMs = 10_000): Promise<RedisServer> {
-  const port = await freePort();
-  const dir = makeTempDir("redis");
+/**
+ * Starts a private redis-server on a free loopback port, data (the AOF) in a temp dir removed on close; or on
+ * a given port and dir (the fault lab restarts one on its old data), which close() then leaves in place.
+ */
+export async function startRedis(
+  options: { port?: number; dir?: string; timeoutMs?: number } = {},
+): Promise<RedisServer> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const port = options.port ?? (await freePort());
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? makeTempDir("redis");
   const output = new OutputTail();
   const child = track(
     spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, ...REDIS_FLAGS], {
@@ -124,7 +131,7 @@ export async function startRedis(timeoutMs = 10_000): Promise<RedisServer> {
     async close() {
       client.disconnect();
       const stopped = await stopChild(child);
-      removeTempDir(dir);
+      if (ownDir) removeTempDir(dir);
       return stopped;
     },
   };
@@ -164,6 +171,15 @@ export class PgAdmin {
   async dropSchema(name: string): Promise<void> {
     await this.client.query(`drop schema if exists ${name} cascade`);
     removeExitTask(`schema ${name}`);
+  }
+
+  /** Ends every backend of the deployment `prefix` (the lab's PostgreSQL connection-loss fault). */
+  async terminateBackends(prefix: string): Promise<number> {
+    const { rows } = await this.client.query<{ ended: boolean }>(
+      "select pg_terminate_backend(pid) as ended from pg_stat_activity where starts_with(application_name, $1)",
+      [`${prefix}-`],
+    );
+    return rows.filter((row) => row.ended).length;
   }
 
   /** Pids of the backends whose application_name starts with `prefix-` (Mitte names them prefix-role). */
