@@ -87,20 +87,31 @@ export function createLogService({ storage }: { storage: Storage }) {
     },
 
     async get(userId: string, id: string): Promise<LogDetailView | null> {
-      const row = await db
-        .selectFrom("webhook_logs")
-        .selectAll()
-        .where("user_id", "=", userId)
-        .where("id", "=", id)
-        .executeTakeFirst();
-      if (!row) return null;
-      const attempts = await db
-        .selectFrom("delivery_attempts")
-        .selectAll()
-        .where("log_id", "=", id)
-        .orderBy("attempt")
-        .orderBy("started_at")
-        .execute();
+      // One snapshot for the log and its attempts, so a delivery finishing in between cannot show an attempt
+      // beside a status that predates it. (SQLite transactions are serializable; PostgreSQL needs the level.)
+      const read =
+        storage.dialect === "postgres"
+          ? db.transaction().setIsolationLevel("repeatable read")
+          : db.transaction();
+      const found = await read.execute(async (trx) => {
+        const row = await trx
+          .selectFrom("webhook_logs")
+          .selectAll()
+          .where("user_id", "=", userId)
+          .where("id", "=", id)
+          .executeTakeFirst();
+        if (!row) return null;
+        const attempts = await trx
+          .selectFrom("delivery_attempts")
+          .selectAll()
+          .where("log_id", "=", id)
+          .orderBy("attempt")
+          .orderBy("started_at")
+          .execute();
+        return { row, attempts };
+      });
+      if (!found) return null;
+      const { row, attempts } = found;
       return {
         ...toSummary(row),
         query: row.query,
