@@ -181,7 +181,15 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     connectionName: `mitte-${config.role}`,
   });
   redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
-  await connected(redis, redisUrl);
+  // Mitte's own counters (usage, rate limits, streaks, stats, live events) on a second connection with
+  // auto-pipelining: the commands of one event-loop turn leave in one write instead of one syscall each.
+  // BullMQ keeps its connections without it (reports of lost job data with auto-pipelining, bull #2276).
+  const counters = redis.duplicate({
+    enableAutoPipelining: true,
+    connectionName: `mitte-${config.role}-counters`,
+  });
+  counters.on("error", (error) => logger.debug({ err: error }, "redis counters connection error"));
+  await Promise.all([connected(redis, redisUrl), connected(counters, redisUrl)]);
   const workerConnections: Redis[] = [];
   const createWorkerConnection = () => {
     const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
@@ -191,7 +199,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   };
   const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
   subscriber.on("error", (error) => logger.debug({ err: error }, "redis subscriber error"));
-  const pubsub = new RedisPubSub(redis, subscriber, redisPrefix);
+  const pubsub = new RedisPubSub(counters, subscriber, redisPrefix);
   const queue =
     overrides.queue ??
     new BullmqDeliveryQueue({
@@ -211,12 +219,12 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     queue,
     periodic,
     pubsub,
-    failureStreaks: new RedisFailureStreaks(redis, redisPrefix),
-    statsStore: new RedisStatsStore(redis, redisPrefix),
-    usage: new RedisUsageMeter(redis, storage, redisPrefix),
+    failureStreaks: new RedisFailureStreaks(counters, redisPrefix),
+    statsStore: new RedisStatsStore(counters, redisPrefix),
+    usage: new RedisUsageMeter(counters, storage, redisPrefix),
     createRateLimiter: (scope, limit, windowMs, blockMs) =>
-      new RedisRateLimiter(redis, `${redisPrefix}:rl:${scope}`, limit, windowMs, blockMs),
-    brokerReady: () => redis.status === "ready",
+      new RedisRateLimiter(counters, `${redisPrefix}:rl:${scope}`, limit, windowMs, blockMs),
+    brokerReady: () => redis.status === "ready" && counters.status === "ready",
     async close({ graceMs, afterQueue } = {}) {
       await periodic.close();
       await queue.close(graceMs);
@@ -225,6 +233,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       await outbound.close();
       await storage.close();
       for (const connection of workerConnections) connection.disconnect();
+      counters.disconnect();
       redis.disconnect();
     },
   };
