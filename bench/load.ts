@@ -132,13 +132,15 @@ export interface OpenLoopResult {
  */
 export async function openLoop(options: {
   origin: string;
-  path: string;
+  /** The request path, or the path of request i (several endpoints on one Mitte). */
+  path: string | ((i: number) => string);
   ratePerSec: number;
   bodies: readonly Buffer[];
   headers: Record<string, string>;
   connections: number;
 }): Promise<OpenLoopResult> {
-  const { origin, path, ratePerSec, bodies, headers, connections } = options;
+  const { origin, ratePerSec, bodies, headers, connections } = options;
+  const pathOf = typeof options.path === "function" ? options.path : () => options.path as string;
   const total = bodies.length;
   const pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   const scheduledAt = new Float64Array(total).fill(Number.NaN);
@@ -157,7 +159,7 @@ export async function openLoop(options: {
     sentAt[i] = now;
     maxSendLagMs = Math.max(maxSendLagMs, now - dueAt);
     pending.push(
-      pool.request({ path, method: "POST", headers, body: bodies[i]! }).then(
+      pool.request({ path: pathOf(i), method: "POST", headers, body: bodies[i]! }).then(
         async (response) => {
           respondedAt[i] = performance.now();
           status[i] = response.statusCode;

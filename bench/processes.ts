@@ -128,11 +128,17 @@ export async function stopChild(
   return { ...result, killed: false };
 }
 
-/** Keeps the last lines a child printed, for error reports; counts lines so oddities are visible. */
+/**
+ * Keeps the last lines a child printed, for error reports; counts lines so oddities are visible. Lines for which
+ * `divert` returns true (e.g. V8's --trace-gc output) are handed to it instead and neither kept nor counted.
+ */
 export class OutputTail {
   readonly lines: string[] = [];
   total = 0;
-  constructor(private readonly keep = 40) {}
+  constructor(
+    private readonly keep = 40,
+    private readonly divert?: (line: string) => boolean,
+  ) {}
   attach(stream: NodeJS.ReadableStream | null): void {
     if (!stream) return;
     let partial = "";
@@ -142,6 +148,7 @@ export class OutputTail {
       partial = parts.pop() ?? "";
       for (const line of parts) {
         if (!line.trim()) continue;
+        if (this.divert?.(line)) continue;
         this.total += 1;
         this.lines.push(line);
         if (this.lines.length > this.keep) this.lines.shift();
@@ -210,16 +217,27 @@ export async function waitForHealthz(
   throw new Error(`/healthz at ${baseUrl} did not answer within ${timeoutMs} ms:\n${output.text()}`);
 }
 
-/** `mitte start` (role all), or `mitte start --role api|worker` for a scale deployment. */
+/**
+ * `mitte start` (role all), or `mitte start --role api|worker` for a scale deployment. `nodeArgs` go to node
+ * before the script (e.g. --trace-gc); `divert` takes output lines out of the counted tail (see OutputTail).
+ */
 export async function startMitte(
   dataDir: string,
   extraEnv: Record<string, string> = {},
-  options: { port?: number; role?: "api" | "worker" } = {},
+  options: {
+    port?: number;
+    role?: "api" | "worker";
+    nodeArgs?: readonly string[];
+    divert?: (line: string) => boolean;
+  } = {},
 ): Promise<MitteProcess> {
   const chosenPort = options.port ?? (await freePort());
-  const output = new OutputTail();
+  const output = new OutputTail(40, options.divert);
   const spawnedAt = performance.now();
-  const args = options.role ? [MITTE_BIN, "start", "--role", options.role] : [MITTE_BIN, "start"];
+  const args = [
+    ...(options.nodeArgs ?? []),
+    ...(options.role ? [MITTE_BIN, "start", "--role", options.role] : [MITTE_BIN, "start"]),
+  ];
   const child = track(
     spawn(process.execPath, args, {
       cwd: REPO_DIR,

@@ -1,17 +1,37 @@
 /**
- * `npm run bench`: S1 ingest throughput, S3 ingest→receipt latency, S4 delivery throughput and S4m (S4 with
- * delivery monitoring off and on; monitoring off is its baseline) in embedded mode, then S1-scale (one `api`
- * process) and S4-scale (1 and 2 `worker` processes) in scale mode on PostgreSQL and a private Redis; each
- * Mitte figure against a baseline measured in this same run by the same load generator.
- * Prints markdown and writes it to docs/benchmarks.md. Exits non-zero only when the run itself broke (not when
- * a goal is missed).
+ * `npm run bench`: issue 6's benchmark list in both modes, each Mitte figure against a baseline measured in this
+ * same run by the same load generator where the issue names one.
+ *   embedded: S1 ingest throughput, S3 ingest→receipt latency at 25/50/75 % (and 10 %) of S1's ceiling, S4 delivery
+ *     throughput, S4m (S4 with delivery monitoring off and on), S7 (100,000 queued while the target is down, then
+ *     drained: RSS and drain rate), S8 (one hung target beside healthy endpoints);
+ *   scale (PostgreSQL + a private Redis, separate api and worker processes): S1-scale, S3-scale, S4-scale (1 and
+ *     2 workers), S7-scale, S8-scale.
+ * `npm run bench -- --only=s7,s8` runs a subset (see `usage`). Prints markdown and writes it to
+ * docs/benchmarks.md (a subset: to .bench-tmp/benchmarks-partial.md unless --out says otherwise). Exits non-zero
+ * only when the run itself broke (not when a goal is missed).
  */
-import { cpSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { autocannon, closedLoop, openLoop, reqPerSec } from "./load.js";
-import { eventId, makeBody, WEBHOOK_HEADERS } from "./payload.js";
+import {
+  affordable,
+  log,
+  measureUndisturbed,
+  noteDisturbedWindows,
+  observations,
+  planScenarios,
+  RUNTIME_BUDGET_S,
+  repeatBudget,
+  type ScaleInfra,
+  section,
+  sleep,
+  spread,
+  startScenario,
+  waitForQuiet,
+} from "./common.js";
+import { autocannon, closedLoop, reqPerSec } from "./load.js";
+import { makeBody, WEBHOOK_HEADERS } from "./payload.js";
 import {
   createEndpoint,
   createProUser,
@@ -27,7 +47,6 @@ import {
   stopChild,
 } from "./processes.js";
 import {
-  fmtLatency,
   type Report,
   renderMarkdown,
   renderSummaryTable,
@@ -35,17 +54,19 @@ import {
   type S1Result,
   type S1Run,
   type S1ScaleResult,
-  type S3Result,
   type S4BaselineRun,
+  type S4MitteRun,
   type S4mResult,
   type S4mRun,
   type S4Result,
   type S4ScaleResult,
   type S4ScaleRun,
   type ScaleReport,
-  type Spread,
   type Verdict,
 } from "./report.js";
+import { runS3, s3Verdict } from "./s3.js";
+import { runS7, s7Verdicts } from "./s7.js";
+import { runS8, s8Verdict } from "./s8.js";
 import {
   createDeployment,
   PgAdmin,
@@ -54,17 +75,14 @@ import {
   redisPersistence,
   startRedis,
 } from "./scale.js";
-import { startSink } from "./sink.js";
 import type { SinkChildMessage, SinkDone, SinkStats } from "./sink-child.js";
 import {
   CpuWindow,
   describeCpu,
-  distribution,
   fmtInt,
   fmtMs,
   fmtOverhead,
   fmtRatio,
-  machineBusyPct,
   median,
   type PidSource,
 } from "./stats.js";
@@ -73,44 +91,39 @@ const S1_CONNECTIONS = 50;
 const S1_WARMUP_S = 2;
 const S1_MEASURE_S = 8;
 const S1_ROUNDS = 3;
-const S3_WARMUP_S = 1;
-const S3_MEASURE_S = 8;
-const S3_CONNECTIONS = 64;
-const S3_DRAIN_MAX_MS = 15_000;
+/** An S1 run during which other load exceeded QUIET_PCT is repeated once, at most this many times a run. */
+const S1_MAX_REPEATS = 3;
 const S4_N = 20_000;
 const S4_BASELINE_CONCURRENCY = 64;
 const S4_INGEST_CONCURRENCY = 50;
-const S4_BASELINE_RUNS = 3;
-/** A disturbed S4 Mitte run is repeated once if the whole bench is still this young (seconds). */
-const S4_REPEAT_DEADLINE_S = 160;
+/** S4 runs interleaved B, M, B, M, B, M. */
+const S4_ROUNDS = 3;
+const S4_MAX_REPEATS = 2;
 // S4m: S4's delivery run with MITTE_DELIVERY_MONITORING=false and =true, same N and settings, interleaved.
-/** Pairs (off, on) measured; pairs past S4M_MIN_PAIRS only while the bench is younger than the deadline (s). */
+/** Pairs (off, on) measured; pairs past S4M_MIN_PAIRS only while the time budget allows. */
 const S4M_PAIRS = 5;
 const S4M_MIN_PAIRS = 3;
-const S4M_EXTRA_PAIR_DEADLINE_S = 200;
-/** Disturbed S4m runs are repeated, at most this many per bench and only while the bench is this young (s). */
+/** Disturbed S4m runs are repeated, at most this many per bench and only while the time budget allows. */
 const S4M_MAX_REPEATS = 2;
-const S4M_REPEAT_DEADLINE_S = 220;
 /** How long the bench waits, after the sink has everything, for the stats to count every delivery. */
 const S4M_STATS_WAIT_MS = 3_000;
 /** Issue 5: the stats and event path adds at most 10 % to the delivery throughput. */
 const S4M_OVERHEAD_GOAL = 0.1;
 const RATIO_GOAL = 0.5;
-const P99_GOAL_MS = 50;
 
 // Scale mode: PostgreSQL (shared server, fresh schema per deployment) + the bench's own redis-server.
-const S1_SCALE_ROUNDS = 2;
+const S1_SCALE_ROUNDS = 3;
 const S1_SCALE_RATIO_GOAL = 0.2;
-/** Past this many seconds into the bench, S1-scale measures Mitte only and reuses S1's baseline median. */
-const S1_SCALE_INTERLEAVE_DEADLINE_S = 230;
 const S1_SCALE_MAX_REPEATS = 2;
-/** A disturbed scale-mode run is repeated once only while the whole bench is this young (seconds). */
-const SCALE_REPEAT_DEADLINE_S = 250;
 const S4_SCALE_N = 20_000;
-/** Used instead of S4_SCALE_N when S4-scale starts later than S4_SCALE_SHORT_AFTER_S into the bench. */
+/** Used instead of S4_SCALE_N when the full N no longer fits the time budget. */
 const S4_SCALE_N_SHORT = 10_000;
-const S4_SCALE_SHORT_AFTER_S = 230;
 const S4_SCALE_WORKERS = [1, 2] as const;
+/** S4-scale runs interleaved B, 1, 2, B, 1, 2, B, 1, 2, B; rounds past the first while the budget allows. */
+const S4_SCALE_ROUNDS = 3;
+const S4_SCALE_MAX_REPEATS = 1;
+/** Seconds one S4-scale round (a baseline pass, a 1-worker and a 2-worker run) takes with the full N. */
+const S4_SCALE_ROUND_S = 50;
 const SCALE_WORKER_ENV = {
   MITTE_DELIVERY_ENABLED: "true",
   MITTE_DELIVERY_CONCURRENCY: "64",
@@ -120,45 +133,88 @@ const SCALE_WORKER_ENV = {
 /** Delivery is disabled in S1, so the target is never called. */
 const UNUSED_TARGET = "http://127.0.0.1:9/unused";
 
-/** The machine may be shared: before each measured phase wait (bounded) until the rest of it is quiet. */
-const QUIET_PCT = 25;
-const QUIET_WAIT_MAX_MS = 8_000;
-const QUIET_WAIT_BUDGET_MS = 30_000;
-/** An S1 run during which other load exceeded QUIET_PCT is repeated once, at most this many times a run. */
-const S1_MAX_REPEATS = 3;
-const REPEAT_DEADLINE_S = 120;
+// ---------------------------------------------------------------- command line
 
-const observations: string[] = [];
-const benchStartedAt = performance.now();
-let quietWaitSpentMs = 0;
-const elapsedS = () => (performance.now() - benchStartedAt) / 1000;
-/** Seconds S4m took; scale mode's lateness deadlines do not count them, so adding S4m does not shorten scale mode. */
-let s4mSeconds = 0;
-const scaleElapsedS = () => elapsedS() - s4mSeconds;
+const EMBEDDED = ["s1", "s3", "s4", "s4m", "s7", "s8"] as const;
+const SCALE = ["s1-scale", "s3-scale", "s4-scale", "s7-scale", "s8-scale"] as const;
+const ALL = [...EMBEDDED, ...SCALE] as const;
+type Scenario = (typeof ALL)[number];
 
-async function waitForQuiet(before: string): Promise<void> {
-  const started = performance.now();
-  const maxWait = Math.min(QUIET_WAIT_MAX_MS, QUIET_WAIT_BUDGET_MS - quietWaitSpentMs);
-  let busy = await machineBusyPct(400);
-  while (busy !== null && busy > QUIET_PCT && performance.now() - started < maxWait) {
-    busy = await machineBusyPct(400);
-  }
-  const waited = performance.now() - started;
-  quietWaitSpentMs += Math.max(0, waited - 400);
-  if (busy !== null && busy > QUIET_PCT) {
-    log(
-      `(machine still ${Math.round(busy)}% busy with other work after waiting ${fmtMs(waited)}; measuring ${before} anyway)`,
-    );
-  } else if (waited > 1_000) {
-    log(`(waited ${fmtMs(waited)} for other load to settle before ${before})`);
-  }
+/** Rough durations (s) on the 2-core reference machine, for the time budget. */
+const ESTIMATE_S: Record<Scenario, number> = {
+  s1: 85,
+  s3: 100,
+  s4: 55,
+  s4m: 70,
+  s7: 95,
+  s8: 95,
+  "s1-scale": 95,
+  "s3-scale": 120,
+  "s4-scale": 160,
+  "s7-scale": 220,
+  "s8-scale": 140,
+};
+
+function usage(): string {
+  return [
+    "usage: npm run bench [-- options]",
+    `  --only=LIST           comma-separated scenarios: ${ALL.join(", ")}; or embedded, scale`,
+    "  --ceiling=N           embedded ingest ceiling (req/s) for S3/S8 when S1 is not run",
+    "  --scale-ceiling=N     scale-mode ingest ceiling (req/s) for S3-scale/S8-scale when S1-scale is not run",
+    "  --out=FILE            where the markdown goes (default: docs/benchmarks.md for a full run,",
+    "                        .bench-tmp/benchmarks-partial.md for a subset)",
+  ].join("\n");
 }
-const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
-const section = (title: string) => console.log(`\n=== ${title} ===`);
-const log = (text: string) => console.log(`  ${text}`);
 
-function spread(values: number[]): Spread {
-  return { median: median(values), min: Math.min(...values), max: Math.max(...values), values };
+interface Options {
+  selected: Set<Scenario>;
+  subset: boolean;
+  ceiling: number | null;
+  scaleCeiling: number | null;
+  out: string;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  let only: string[] | null = null;
+  let ceiling: number | null = null;
+  let scaleCeiling: number | null = null;
+  let out: string | null = null;
+  const positive = (name: string, value: string) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new Error(`${name} needs a positive number, got "${value}"\n${usage()}`);
+    return n;
+  };
+  for (const arg of argv) {
+    const [name, value = ""] = arg.split(/=(.*)/s, 2) as [string, string | undefined];
+    if (name === "--only")
+      only = value
+        .split(",")
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean);
+    else if (name === "--ceiling") ceiling = positive(name, value);
+    else if (name === "--scale-ceiling") scaleCeiling = positive(name, value);
+    else if (name === "--out") out = resolve(value);
+    else if (name === "--help" || name === "-h") {
+      console.log(usage());
+      process.exit(0);
+    } else throw new Error(`unknown option ${arg}\n${usage()}`);
+  }
+  const selected = new Set<Scenario>();
+  for (const name of only ?? ALL) {
+    if (name === "embedded" || name === "scale") {
+      for (const s of name === "embedded" ? EMBEDDED : SCALE) selected.add(s);
+    } else if ((ALL as readonly string[]).includes(name)) selected.add(name as Scenario);
+    else throw new Error(`unknown scenario "${name}"\n${usage()}`);
+  }
+  const subset = selected.size < ALL.length;
+  return {
+    selected,
+    subset,
+    ceiling,
+    scaleCeiling,
+    out: out ?? join(REPO_DIR, subset ? ".bench-tmp/benchmarks-partial.md" : "docs/benchmarks.md"),
+  };
 }
 
 // ---------------------------------------------------------------- S1
@@ -243,7 +299,7 @@ async function runS1(): Promise<S1Result> {
   );
   const runs: S1Run[] = [];
   const discarded: S1Run[] = [];
-  const repeats: RepeatBudget = { left: S1_MAX_REPEATS, stillEarly: () => elapsedS() < REPEAT_DEADLINE_S };
+  const repeats = repeatBudget(S1_MAX_REPEATS, 15);
   for (let round = 1; round <= S1_ROUNDS; round += 1) {
     for (const measure of [s1Baseline, s1Mitte]) {
       const run = await measureUndisturbed(
@@ -279,181 +335,30 @@ async function runS1(): Promise<S1Result> {
   return result;
 }
 
-// ---------------------------------------------------------------- S3
-
-async function runS3(label: string, ratePerSec: number, basis: string): Promise<S3Result> {
-  section(`${label} ingest→receipt latency — open loop at ${fmtInt(ratePerSec)} req/s (${basis})`);
-  const warmupCount = Math.round(ratePerSec * S3_WARMUP_S);
-  const total = warmupCount + Math.round(ratePerSec * S3_MEASURE_S);
-  const bodies = Array.from({ length: total }, (_, i) => Buffer.from(makeBody(i)));
-  const idPrefix = eventId(0).slice(0, -10);
-
-  const receivedAt = new Float64Array(total).fill(Number.NaN);
-  let duplicates = 0;
-  let unexpected = 0;
-  let receivedCount = 0;
-  const sink = await startSink((id, atMs) => {
-    const index = id?.startsWith(idPrefix) ? Number(id.slice(idPrefix.length)) : Number.NaN;
-    if (!Number.isInteger(index) || index < 0 || index >= total) {
-      unexpected += 1;
-      return;
-    }
-    if (!Number.isNaN(receivedAt[index]!)) {
-      duplicates += 1;
-      return;
-    }
-    receivedAt[index] = atMs;
-    receivedCount += 1;
-  });
-  const { mitte, dataDir, slug } = await startMitteWithEndpoint("s3", `${sink.url}/s3`, {
-    MITTE_DELIVERY_ENABLED: "true",
-    MITTE_ENDPOINT_CONCURRENCY: "64",
-  });
-  try {
-    await waitForQuiet(label);
-    const cpu = new CpuWindow({ mitte: mitte.child.pid, bench: process.pid });
-    const sent = await openLoop({
-      origin: mitte.baseUrl,
-      path: `/api/v1/h/${slug}`,
-      ratePerSec,
-      bodies,
-      headers: WEBHOOK_HEADERS,
-      connections: S3_CONNECTIONS,
-    });
-    // Wait for the deliveries of every accepted webhook, but at most S3_DRAIN_MAX_MS after the last request was
-    // due (or 5 s without progress): a saturated Mitte could otherwise take minutes to drain its backlog.
-    let accepted = 0;
-    for (let i = 0; i < total; i += 1) if (sent.status[i] === 202) accepted += 1;
-    const drainDeadline = sent.scheduledAt[total - 1]! + S3_DRAIN_MAX_MS;
-    let lastCount = -1;
-    let lastProgressAt = performance.now();
-    while (
-      receivedCount < accepted &&
-      performance.now() < drainDeadline &&
-      performance.now() - lastProgressAt < 5_000
-    ) {
-      if (receivedCount !== lastCount) {
-        lastCount = receivedCount;
-        lastProgressAt = performance.now();
-      }
-      await sleep(20);
-    }
-    const stoppedWaitingAt = performance.now();
-    const cpuShares = cpu.stop();
-
-    // A delivery still missing when the bench stopped waiting counts with a lower bound (stop − due), so the
-    // percentiles stay honest: any percentile reaching into those values is itself only a lower bound.
-    const latencies: number[] = [];
-    const ingestLatencies: number[] = [];
-    const non202: Record<string, number> = {};
-    let sentMeasured = 0;
-    let accepted202 = 0;
-    let received = 0;
-    let censored = 0;
-    let censoredFloorMs = Number.POSITIVE_INFINITY;
-    for (let i = warmupCount; i < total; i += 1) {
-      sentMeasured += 1;
-      const status = sent.status[i]!;
-      if (status !== 202) {
-        const key = status === -1 ? "error" : String(status);
-        non202[key] = (non202[key] ?? 0) + 1;
-        continue;
-      }
-      accepted202 += 1;
-      ingestLatencies.push(sent.respondedAt[i]! - sent.scheduledAt[i]!);
-      if (!Number.isNaN(receivedAt[i]!)) {
-        received += 1;
-        latencies.push(receivedAt[i]! - sent.scheduledAt[i]!);
-      } else {
-        censored += 1;
-        const bound = stoppedWaitingAt - sent.scheduledAt[i]!;
-        censoredFloorMs = Math.min(censoredFloorMs, bound);
-        latencies.push(bound);
-      }
-    }
-    const result: S3Result = {
-      label,
-      basis,
-      ratePerSec,
-      warmupSeconds: S3_WARMUP_S,
-      measureSeconds: S3_MEASURE_S,
-      connections: S3_CONNECTIONS,
-      sent: sentMeasured,
-      accepted202,
-      non202,
-      errors: sent.errors,
-      firstError: sent.firstError,
-      received,
-      censored,
-      censoredFloorMs,
-      drainMaxMs: S3_DRAIN_MAX_MS,
-      duplicates,
-      unexpected,
-      latency: distribution(latencies),
-      ingestLatency: distribution(ingestLatencies),
-      maxSendLagMs: sent.maxSendLagMs,
-      achievedRatePerSec: ((total - 1) * 1000) / Math.max(1, sent.sentAt[total - 1]! - sent.sentAt[0]!),
-      cpu: cpuShares,
-      serverLogLines: mitte.output.total,
-    };
-    log(
-      `sent ${fmtInt(sentMeasured)} (measured), 202 ${fmtInt(accepted202)}, other ${JSON.stringify(non202)}, errors ${sent.errors}`,
-    );
-    log(
-      `received ${fmtInt(received)} of the 202s; ${fmtInt(censored)} not received within ${S3_DRAIN_MAX_MS / 1000} s of the last send (counted as lower bounds); duplicates ${duplicates}; unexpected ${unexpected}`,
-    );
-    const l = result.latency;
-    log(
-      `ingest→receipt p50 ${fmtLatency(l.p50, result)}, p99 ${fmtLatency(l.p99, result)}, p99.9 ${fmtLatency(
-        l.p999,
-        result,
-      )}, max ${fmtLatency(l.max, result)}`,
-    );
-    const il = result.ingestLatency;
-    log(
-      `ingest→202     p50 ${fmtMs(il.p50)}, p99 ${fmtMs(il.p99)}, p99.9 ${fmtMs(il.p999)}, max ${fmtMs(il.max)}`,
-    );
-    log(
-      `achieved send rate ${fmtInt(result.achievedRatePerSec)} req/s, max sender lag ${fmtMs(sent.maxSendLagMs)}; CPU ${describeCpu(cpuShares)}`,
-    );
-    if (mitte.output.total > 0) {
-      observations.push(
-        `${label}: Mitte printed ${mitte.output.total} log line(s) at warn or above; last: ${mitte.output.lines.at(-1)}`,
-      );
-    }
-    return result;
-  } finally {
-    await stopChild(mitte.child);
-    await sink.close();
-    removeTempDir(dataDir);
-  }
-}
-
-interface RepeatBudget {
-  left: number;
-  /** Repeats only while the bench is young enough to afford them. */
-  stillEarly: () => boolean;
-}
-
 /**
- * Runs `measure`. If other load on the machine disturbed it (more than QUIET_PCT of a core) and
- * the scenario's repeat budget allows, the run is kept as discarded, `beforeRepeat` runs, and it is measured
- * again once.
+ * The ingest ceiling S3 and S8 take their rates from: the S1 (or S1-scale) median of this run, else the
+ * command line's, else one S1 Mitte run (or one S1-scale api run) measured for the purpose.
  */
-async function measureUndisturbed<R extends { cpu: Record<string, number> }>(
-  measure: () => Promise<R>,
-  repeats: RepeatBudget,
-  discarded: R[],
-  beforeRepeat: () => Promise<void> | void,
-): Promise<R> {
-  const run = await measure();
-  const other = run.cpu.other ?? 0;
-  if (other <= QUIET_PCT || repeats.left <= 0 || !repeats.stillEarly()) return run;
-  repeats.left -= 1;
-  log(`  other load was ${Math.round(other)}% of a core during this run: discarding it and measuring again`);
-  discarded.push({ ...run, discarded: true });
-  await beforeRepeat();
-  return measure();
+async function ceilingFor(
+  mode: "embedded" | "scale",
+  measured: { mitte: { median: number } } | undefined,
+  given: number | null,
+  infra?: ScaleInfra,
+): Promise<{ ceiling: number; source: string }> {
+  const s1Name = mode === "scale" ? "S1-scale" : "S1";
+  if (measured) return { ceiling: measured.mitte.median, source: `${s1Name} median of this run` };
+  if (given !== null) {
+    return {
+      ceiling: given,
+      source: `given on the command line (--${mode === "scale" ? "scale-" : ""}ceiling)`,
+    };
+  }
+  section(`${s1Name} ceiling for the latency scenarios — one Mitte run (${s1Name} itself was not selected)`);
+  const run = mode === "scale" ? await s1ScaleMitte(1, infra!) : await s1Mitte(1);
+  return {
+    ceiling: run.reqPerSec,
+    source: `one ${s1Name} Mitte run made for it (${s1Name} was not selected)`,
+  };
 }
 
 // ---------------------------------------------------------------- S4
@@ -588,7 +493,10 @@ async function s4Ingest(
   }
 }
 
-type S4Delivery = Omit<S4Result["mitte"], "ingestOk" | "ingestStatuses" | "ingestMs" | "shutdown">;
+type S4Delivery = Omit<
+  S4MitteRun,
+  "round" | "ingestOk" | "ingestStatuses" | "ingestMs" | "shutdown" | "discarded"
+>;
 
 /**
  * Starts Mitte on `dataDir` with delivery on (`env`); the sink times first→last receipt of `expected` webhooks.
@@ -638,11 +546,14 @@ async function s4Deliver(
 }
 
 /** Ingest N with delivery off, stop, restart with delivery on; the sink times first→last receipt. */
-async function s4MitteRun(sink: Sink, bodies: readonly Buffer[]): Promise<S4Result["mitte"]> {
+
+/** Ingest N with delivery off, stop, restart with delivery on; the sink times first→last receipt. */
+async function s4MitteRun(sink: Sink, bodies: readonly Buffer[], round: number): Promise<S4MitteRun> {
   const { dataDir, ingest, shutdown } = await s4Ingest(sink, bodies, "S4", "/s4");
   try {
     const delivered = await s4Deliver(sink, dataDir, ingest.ok, S4_DELIVERY_ENV, "S4");
-    const result: S4Result["mitte"] = {
+    const result: S4MitteRun = {
+      round,
       ingestOk: ingest.ok,
       ingestStatuses: ingest.statuses,
       ingestMs: ingest.durationMs,
@@ -650,7 +561,7 @@ async function s4MitteRun(sink: Sink, bodies: readonly Buffer[]): Promise<S4Resu
       ...delivered,
     };
     log(
-      `mitte: ${fmtInt(result.ratePerSec)} deliveries/s (${fmtInt(result.distinct)} distinct, ${fmtInt(
+      `mitte (round ${round}): ${fmtInt(result.ratePerSec)} deliveries/s (${fmtInt(result.distinct)} distinct, ${fmtInt(
         result.received,
       )} total in ${fmtMs(result.windowMs)} first→last receipt); spawn→healthz ${fmtMs(result.readyMs)}, healthz→done ${fmtMs(
         result.readyToDoneMs,
@@ -662,43 +573,36 @@ async function s4MitteRun(sink: Sink, bodies: readonly Buffer[]): Promise<S4Resu
   }
 }
 
+/** B, M, B, M, B, M: a baseline pass (about a second) before each Mitte run; medians and ranges of both. */
 async function runS4(sink: Sink, bodies: readonly Buffer[]): Promise<S4Result> {
-  section(`S4 delivery throughput — N = ${fmtInt(bodies.length)}`);
-  // The baseline pass takes about a second, so it runs S4_BASELINE_RUNS times and the median counts.
+  section(`S4 delivery throughput — N = ${fmtInt(bodies.length)}, ${S4_ROUNDS} rounds interleaved`);
   const baselineRuns: S4BaselineRun[] = [];
-  for (let i = 0; i < S4_BASELINE_RUNS; i += 1) baselineRuns.push(await s4BaselineRun(sink, bodies));
-  const baselineRates = spread(baselineRuns.map((r) => r.ratePerSec));
-  const medianRun = [...baselineRuns].sort((a, b) => a.ratePerSec - b.ratePerSec)[
-    Math.floor(baselineRuns.length / 2)
-  ]!;
-  log(
-    `baseline median ${fmtInt(baselineRates.median)} deliveries/s (range ${fmtInt(baselineRates.min)}–${fmtInt(
-      baselineRates.max,
-    )})`,
-  );
-
-  let mitte = await s4MitteRun(sink, bodies);
-  let discardedMitte: S4Result["discardedMitte"] = null;
-  const other = mitte.cpu.other ?? 0;
-  if (other > QUIET_PCT && elapsedS() < S4_REPEAT_DEADLINE_S) {
-    log(
-      `  other load was ${Math.round(other)}% of a core during the Mitte delivery run: discarding it and measuring again`,
+  const mitteRuns: S4MitteRun[] = [];
+  const discardedMitte: S4MitteRun[] = [];
+  const repeats = repeatBudget(S4_MAX_REPEATS, 15);
+  for (let round = 1; round <= S4_ROUNDS; round += 1) {
+    baselineRuns.push(await s4BaselineRun(sink, bodies));
+    mitteRuns.push(
+      await measureUndisturbed(
+        () => s4MitteRun(sink, bodies, round),
+        repeats,
+        discardedMitte,
+        () => {},
+      ),
     );
-    discardedMitte = mitte;
-    mitte = await s4MitteRun(sink, bodies);
   }
-  const ratio = mitte.ratePerSec / baselineRates.median;
+  const baseline = spread(baselineRuns.map((r) => r.ratePerSec));
+  const mitte = spread(mitteRuns.map((r) => r.ratePerSec));
+  const ratio = mitte.median / baseline.median;
+  log(
+    `baseline median ${fmtInt(baseline.median)} deliveries/s (range ${fmtInt(baseline.min)}–${fmtInt(baseline.max)})`,
+  );
+  log(
+    `mitte    median ${fmtInt(mitte.median)} deliveries/s (range ${fmtInt(mitte.min)}–${fmtInt(mitte.max)})`,
+  );
   log(`ratio ${fmtRatio(ratio)} (goal ≥ ${RATIO_GOAL}×)`);
-  return {
-    n: S4_N,
-    baseline: { ...medianRun, ratePerSec: baselineRates.median, runs: baselineRates },
-    mitte,
-    discardedMitte,
-    ratio,
-  };
+  return { n: bodies.length, baselineRuns, mitteRuns, discardedMitte, baseline, mitte, ratio };
 }
-
-// ---------------------------------------------------------------- S4m
 
 /** Delivery attempts in the endpoint's stats (GET /api/v1/endpoints/:id/stats, totals.requests); null if unreadable. */
 async function recordedAttempts(
@@ -778,18 +682,14 @@ async function runS4m(sink: Sink, bodies: readonly Buffer[]): Promise<S4mResult>
   section(
     `S4m delivery monitoring overhead — N = ${fmtInt(bodies.length)}, MITTE_DELIVERY_MONITORING=false vs true, interleaved`,
   );
-  const startedS = elapsedS();
   const snapshot = await s4Ingest(sink, bodies, "S4m", "/s4m");
   try {
     const runs: S4mRun[] = [];
     const discarded: S4mRun[] = [];
-    const repeats: RepeatBudget = {
-      left: S4M_MAX_REPEATS,
-      stillEarly: () => elapsedS() < S4M_REPEAT_DEADLINE_S,
-    };
+    const repeats = repeatBudget(S4M_MAX_REPEATS, 8);
     let order = 0;
     for (let pair = 1; pair <= S4M_PAIRS; pair += 1) {
-      if (pair > S4M_MIN_PAIRS && elapsedS() > S4M_EXTRA_PAIR_DEADLINE_S) {
+      if (pair > S4M_MIN_PAIRS && !affordable(15)) {
         log(`(the run is late: ${pair - 1} pairs instead of ${S4M_PAIRS})`);
         break;
       }
@@ -855,18 +755,28 @@ async function runS4m(sink: Sink, bodies: readonly Buffer[]): Promise<S4mResult>
     };
   } finally {
     removeTempDir(snapshot.dataDir);
-    s4mSeconds = elapsedS() - startedS;
   }
 }
 
-/** S4 then S4m on one sink child and the same N bodies. */
-async function runEmbeddedDelivery(): Promise<{ s4: S4Result; s4m: S4mResult }> {
+/** S4 and/or S4m (as selected) on one sink child and the same N bodies. */
+async function runEmbeddedDelivery(want: {
+  s4: boolean;
+  s4m: boolean;
+}): Promise<{ s4?: S4Result; s4m?: S4mResult }> {
   const bodies = Array.from({ length: S4_N }, (_, i) => Buffer.from(makeBody(i)));
   const sink = await forkHelper<SinkChildMessage>("sink-child.ts");
   try {
-    const s4 = await runS4(sink, bodies);
-    const s4m = await runS4m(sink, bodies);
-    return { s4, s4m };
+    let s4: S4Result | undefined;
+    let s4m: S4mResult | undefined;
+    if (want.s4) {
+      startScenario("s4");
+      s4 = await runS4(sink, bodies);
+    }
+    if (want.s4m) {
+      startScenario("s4m");
+      s4m = await runS4m(sink, bodies);
+    }
+    return { ...(s4 ? { s4 } : {}), ...(s4m ? { s4m } : {}) };
   } finally {
     await stopChild(sink.child);
   }
@@ -874,12 +784,6 @@ async function runEmbeddedDelivery(): Promise<{ s4: S4Result; s4m: S4mResult }> 
 
 // ---------------------------------------------------------------- scale mode
 
-interface ScaleInfra {
-  redis: RedisServer;
-  admin: PgAdmin;
-}
-
-/** One `mitte start --role api` of a fresh scale deployment (schema, Redis prefix, pro user), delivery off. */
 async function s1ScaleMitte(round: number, infra: ScaleInfra): Promise<S1Run> {
   const deployment = await createDeployment("s1", infra.redis, infra.admin);
   try {
@@ -914,60 +818,6 @@ async function s1ScaleMitte(round: number, infra: ScaleInfra): Promise<S1Run> {
   }
 }
 
-async function runS1Scale(s1: S1Result, infra: ScaleInfra): Promise<S1ScaleResult> {
-  const interleaved = scaleElapsedS() < S1_SCALE_INTERLEAVE_DEADLINE_S;
-  section(
-    `S1-scale ingest throughput, one api process — autocannon, ${S1_CONNECTIONS} connections, ${S1_WARMUP_S} s warm-up + ${S1_MEASURE_S} s${
-      interleaved ? "" : " (late in the run: Mitte only, S1's baseline median reused)"
-    }`,
-  );
-  const runs: S1Run[] = [];
-  const discarded: S1Run[] = [];
-  const repeats: RepeatBudget = {
-    left: S1_SCALE_MAX_REPEATS,
-    stillEarly: () => scaleElapsedS() < SCALE_REPEAT_DEADLINE_S,
-  };
-  const measures = interleaved ? [s1Baseline, s1ScaleMitte] : [s1ScaleMitte];
-  for (let round = 1; round <= S1_SCALE_ROUNDS; round += 1) {
-    for (const measure of measures) {
-      const run = await measureUndisturbed(
-        () => measure(round, infra),
-        repeats,
-        discarded,
-        () => sleep(300),
-      );
-      runs.push(run);
-      await sleep(300);
-    }
-  }
-  const baseline = interleaved
-    ? spread(runs.filter((r) => r.target === "baseline").map((r) => r.reqPerSec))
-    : s1.baseline;
-  const mitteRuns = runs.filter((r) => r.target === "mitte-api");
-  const mitte = spread(mitteRuns.map((r) => r.reqPerSec));
-  const result: S1ScaleResult = {
-    connections: S1_CONNECTIONS,
-    warmupSeconds: S1_WARMUP_S,
-    measureSeconds: S1_MEASURE_S,
-    runs,
-    discarded,
-    baselineSource: interleaved ? "interleaved" : "s1",
-    baseline,
-    mitte,
-    ratio: mitte.median / baseline.median,
-    mitteNon2xx: mitteRuns.reduce((sum, r) => sum + r.non2xx, 0),
-    mitteErrors: mitteRuns.reduce((sum, r) => sum + r.errors, 0),
-  };
-  log(
-    `baseline median ${fmtInt(baseline.median)} req/s (range ${fmtInt(baseline.min)}–${fmtInt(baseline.max)})${
-      interleaved ? "" : ", from S1"
-    }`,
-  );
-  log(`api      median ${fmtInt(mitte.median)} req/s (range ${fmtInt(mitte.min)}–${fmtInt(mitte.max)})`);
-  log(`ratio ${fmtRatio(result.ratio)} (goal ≥ ${S1_SCALE_RATIO_GOAL}×)`);
-  return result;
-}
-
 const workerLabel = (workers: number) => `${workers} worker${workers === 1 ? "" : "s"}`;
 
 /**
@@ -978,9 +828,10 @@ async function s4ScaleRun(
   sink: Sink,
   bodies: readonly Buffer[],
   workers: number,
+  round: number,
   infra: ScaleInfra,
 ): Promise<S4ScaleRun> {
-  const label = `S4-scale ${workerLabel(workers)}`;
+  const label = `S4-scale ${workerLabel(workers)} round ${round}`;
   const deployment = await createDeployment(`s4w${workers}`, infra.redis, infra.admin);
   try {
     const api = await startMitte(deployment.dataDir, deployment.env, { role: "api" });
@@ -1054,6 +905,7 @@ async function s4ScaleRun(
       const windowMs = done.lastAt - done.firstAt;
       run = {
         workers,
+        round,
         ingestOk: ingest.ok,
         ingestStatuses: ingest.statuses,
         ingestMs: ingest.durationMs,
@@ -1111,75 +963,140 @@ async function s4ScaleRun(
     await deployment.close();
   }
 }
+async function runS1Scale(s1: S1Result | undefined, infra: ScaleInfra): Promise<S1ScaleResult> {
+  // Interleaved baselines cost S1_SCALE_ROUNDS × ~12 s; when they do not fit, S1's baseline median is reused.
+  const interleaved = !s1 || affordable(S1_SCALE_ROUNDS * 12);
+  section(
+    `S1-scale ingest throughput, one api process — autocannon, ${S1_CONNECTIONS} connections, ${S1_WARMUP_S} s warm-up + ${S1_MEASURE_S} s${
+      interleaved ? "" : " (late in the run: Mitte only, S1's baseline median reused)"
+    }`,
+  );
+  const runs: S1Run[] = [];
+  const discarded: S1Run[] = [];
+  const repeats = repeatBudget(S1_SCALE_MAX_REPEATS, 15);
+  const measures = interleaved ? [s1Baseline, s1ScaleMitte] : [s1ScaleMitte];
+  for (let round = 1; round <= S1_SCALE_ROUNDS; round += 1) {
+    for (const measure of measures) {
+      const run = await measureUndisturbed(
+        () => measure(round, infra),
+        repeats,
+        discarded,
+        () => sleep(300),
+      );
+      runs.push(run);
+      await sleep(300);
+    }
+  }
+  const baseline =
+    interleaved || !s1
+      ? spread(runs.filter((r) => r.target === "baseline").map((r) => r.reqPerSec))
+      : s1.baseline;
+  const mitteRuns = runs.filter((r) => r.target === "mitte-api");
+  const mitte = spread(mitteRuns.map((r) => r.reqPerSec));
+  const result: S1ScaleResult = {
+    connections: S1_CONNECTIONS,
+    warmupSeconds: S1_WARMUP_S,
+    measureSeconds: S1_MEASURE_S,
+    runs,
+    discarded,
+    baselineSource: interleaved ? "interleaved" : "s1",
+    baseline,
+    mitte,
+    ratio: mitte.median / baseline.median,
+    mitteNon2xx: mitteRuns.reduce((sum, r) => sum + r.non2xx, 0),
+    mitteErrors: mitteRuns.reduce((sum, r) => sum + r.errors, 0),
+  };
+  log(
+    `baseline median ${fmtInt(baseline.median)} req/s (range ${fmtInt(baseline.min)}–${fmtInt(baseline.max)})${
+      interleaved ? "" : ", from S1"
+    }`,
+  );
+  log(`api      median ${fmtInt(mitte.median)} req/s (range ${fmtInt(mitte.min)}–${fmtInt(mitte.max)})`);
+  log(`ratio ${fmtRatio(result.ratio)} (goal ≥ ${S1_SCALE_RATIO_GOAL}×)`);
+  return result;
+}
 
+/** Rounds of B, 1 worker, 2 workers, then a closing B; medians and ranges per worker count. */
 async function runS4Scale(infra: ScaleInfra): Promise<S4ScaleResult> {
-  const shortened = scaleElapsedS() > S4_SCALE_SHORT_AFTER_S;
+  const shortened = !affordable(S4_SCALE_ROUNDS * S4_SCALE_ROUND_S);
   const n = shortened ? S4_SCALE_N_SHORT : S4_SCALE_N;
   section(
-    `S4-scale delivery throughput — N = ${fmtInt(n)}, ${S4_SCALE_WORKERS.map(workerLabel).join(" and ")}${
+    `S4-scale delivery throughput — N = ${fmtInt(n)}, ${S4_SCALE_WORKERS.map(workerLabel).join(" and ")}, up to ${S4_SCALE_ROUNDS} rounds${
       shortened ? " (N shortened: the run is late)" : ""
     }`,
   );
   const bodies = Array.from({ length: n }, (_, i) => Buffer.from(makeBody(i)));
   const sink = await forkHelper<SinkChildMessage>("sink-child.ts");
   try {
-    // Baseline passes (about a second each) before, between and after the Mitte runs: B, M1, B, M2, B.
-    const baselineRuns: S4BaselineRun[] = [await s4BaselineRun(sink, bodies)];
+    const baselineRuns: S4BaselineRun[] = [];
     const runs: S4ScaleRun[] = [];
     const discarded: S4ScaleRun[] = [];
-    for (const workers of S4_SCALE_WORKERS) {
-      let run = await s4ScaleRun(sink, bodies, workers, infra);
-      const other = run.cpu.other ?? 0;
-      if (other > QUIET_PCT && scaleElapsedS() < SCALE_REPEAT_DEADLINE_S) {
-        log(
-          `  other load was ${Math.round(other)}% of a core during the ${workerLabel(workers)} run: discarding it and measuring again`,
-        );
-        discarded.push(run);
-        run = await s4ScaleRun(sink, bodies, workers, infra);
+    const repeats = repeatBudget(S4_SCALE_MAX_REPEATS, 25);
+    for (let round = 1; round <= S4_SCALE_ROUNDS; round += 1) {
+      // Rounds past the first only while the budget allows.
+      if (round > 1 && !affordable(S4_SCALE_ROUND_S * (shortened ? 0.6 : 1))) {
+        log(`(the run is late: ${round - 1} round(s) instead of ${S4_SCALE_ROUNDS})`);
+        break;
       }
-      runs.push(run);
       baselineRuns.push(await s4BaselineRun(sink, bodies));
+      for (const workers of S4_SCALE_WORKERS) {
+        runs.push(
+          await measureUndisturbed(
+            () => s4ScaleRun(sink, bodies, workers, round, infra),
+            repeats,
+            discarded,
+            () => {},
+          ),
+        );
+      }
     }
-    const baselineRates = spread(baselineRuns.map((r) => r.ratePerSec));
-    const medianRun = [...baselineRuns].sort((a, b) => a.ratePerSec - b.ratePerSec)[
-      Math.floor(baselineRuns.length / 2)
-    ]!;
-    const rateOf = (workers: number) => runs.find((r) => r.workers === workers)?.ratePerSec ?? Number.NaN;
+    baselineRuns.push(await s4BaselineRun(sink, bodies));
+    const baseline = spread(baselineRuns.map((r) => r.ratePerSec));
+    const byWorkers = S4_SCALE_WORKERS.map((workers) => ({
+      workers,
+      rates: spread(runs.filter((r) => r.workers === workers).map((r) => r.ratePerSec)),
+    }));
+    const rateOf = (workers: number) =>
+      byWorkers.find((b) => b.workers === workers)?.rates.median ?? Number.NaN;
     const scaling = rateOf(2) / rateOf(1);
     log(
-      `baseline median ${fmtInt(baselineRates.median)} deliveries/s (range ${fmtInt(baselineRates.min)}–${fmtInt(
-        baselineRates.max,
-      )})`,
+      `baseline median ${fmtInt(baseline.median)} deliveries/s (range ${fmtInt(baseline.min)}–${fmtInt(baseline.max)})`,
     );
-    for (const run of runs) {
+    for (const { workers, rates } of byWorkers) {
       log(
-        `${workerLabel(run.workers)}: ${fmtInt(run.ratePerSec)} deliveries/s, ${fmtRatio(
-          run.ratePerSec / baselineRates.median,
-        )} of the baseline`,
+        `${workerLabel(workers)}: median ${fmtInt(rates.median)} deliveries/s (range ${fmtInt(rates.min)}–${fmtInt(
+          rates.max,
+        )}), ${fmtRatio(rates.median / baseline.median)} of the baseline`,
       );
     }
     log(`1 → 2 workers: ${fmtRatio(scaling)} (no goal; information)`);
-    return {
-      n,
-      shortened,
-      baseline: { ...medianRun, ratePerSec: baselineRates.median, runs: baselineRates },
-      runs,
-      discarded,
-      scaling,
-    };
+    return { n, shortened, baselineRuns, baseline, runs, discarded, byWorkers, scaling };
   } finally {
     await stopChild(sink.child);
   }
 }
 
-/** Starts the bench's own Redis, runs S1-scale and S4-scale, stops Redis (also when a scenario throws). */
-async function runScale(s1: S1Result): Promise<ScaleReport> {
+interface ScaleResults {
+  s1?: S1ScaleResult;
+  s3?: ScaleReport["s3"];
+  s4?: S4ScaleResult;
+  s7?: ScaleReport["s7"];
+  s8?: ScaleReport["s8"];
+}
+
+/** Starts the bench's own Redis, runs the selected scale scenarios, stops Redis (also when one throws). */
+async function runScale(options: Options, s1: S1Result | undefined): Promise<ScaleReport> {
   section(
     `Scale mode — private redis-server (${REDIS_FLAGS.map((f) => f || '""').join(" ")}), PostgreSQL at 127.0.0.1:5432`,
   );
+  const want = (name: Scenario) => options.selected.has(name);
   const redis = await startRedis();
   let admin: PgAdmin | undefined;
-  let measured: Omit<ScaleReport, "redis"> & { persistence: Record<string, string> };
+  let measured: {
+    postgres: Record<string, string>;
+    results: ScaleResults;
+    persistence: Record<string, string>;
+  };
   let stopped: Awaited<ReturnType<RedisServer["close"]>>;
   try {
     admin = await PgAdmin.open();
@@ -1191,22 +1108,44 @@ async function runScale(s1: S1Result): Promise<ScaleReport> {
           ", ",
         )}; PostgreSQL ${postgres.server_version}, synchronous_commit=${postgres.synchronous_commit}, fsync=${postgres.fsync}`,
     );
-    const infra = { redis, admin };
-    const s1Scale = await runS1Scale(s1, infra);
-    const s4Scale = await runS4Scale(infra);
-    measured = { postgres, s1: s1Scale, s4: s4Scale, persistence: await redisPersistence(redis) };
+    const infra: ScaleInfra = { redis, admin };
+    const results: ScaleResults = {};
+    if (want("s1-scale")) {
+      startScenario("s1-scale");
+      results.s1 = await runS1Scale(s1, infra);
+    }
+    if (want("s4-scale")) {
+      startScenario("s4-scale");
+      results.s4 = await runS4Scale(infra);
+    }
+    if (want("s3-scale") || want("s8-scale")) {
+      const { ceiling, source } = await ceilingFor("scale", results.s1, options.scaleCeiling, infra);
+      if (want("s3-scale")) {
+        startScenario("s3-scale");
+        results.s3 = await runS3("scale", ceiling, source, infra);
+      }
+      if (want("s8-scale")) {
+        startScenario("s8-scale");
+        results.s8 = await runS8("scale", ceiling, source, infra);
+      }
+    }
+    if (want("s7-scale")) {
+      startScenario("s7-scale");
+      results.s7 = await runS7("scale", infra);
+    }
+    measured = { postgres, results, persistence: await redisPersistence(redis) };
   } finally {
     await admin?.close().catch(() => {});
     stopped = await redis.close();
   }
-  const { persistence, ...rest } = measured;
   return {
-    ...rest,
+    postgres: measured.postgres,
+    ...measured.results,
     redis: {
       version: redis.version,
       flags: REDIS_FLAGS.map((f) => f || '""').join(" "),
       settings: redis.settings,
-      persistence,
+      persistence: measured.persistence,
       rewritesRequested: redis.rewritesRequested,
       shutdown: stopped.killed
         ? "did not exit within 15 s of SIGTERM, killed"
@@ -1215,76 +1154,38 @@ async function runScale(s1: S1Result): Promise<ScaleReport> {
   };
 }
 
-// ---------------------------------------------------------------- main
+// ---------------------------------------------------------------- verdicts and observations
 
-function verdicts(
-  s1: S1Result,
-  s3: S3Result,
-  s4: S4Result,
-  s4m: S4mResult,
-  scale: ScaleReport,
-): Report["verdicts"] {
-  const s1Valid = s1.mitteNon2xx === 0 && s1.mitteErrors === 0;
-  const s1Verdict: Verdict = {
+function s1Verdict(s1: S1Result): Verdict {
+  const valid = s1.mitteNon2xx === 0 && s1.mitteErrors === 0;
+  return {
     goal: `≥ ${RATIO_GOAL}× baseline`,
     measured: fmtRatio(s1.ratio),
-    met: s1Valid && s1.ratio >= RATIO_GOAL,
-    ...(s1Valid
+    met: valid && s1.ratio >= RATIO_GOAL,
+    ...(valid
       ? {}
       : {
           note: `S1 is not a clean measurement: Mitte answered ${s1.mitteNon2xx} non-2xx and had ${s1.mitteErrors} errors; counted as missed.`,
         }),
   };
-  const s3Clean = s3.errors === 0 && Object.keys(s3.non202).length === 0;
-  const s3Notes = [
-    ...(s3.censored > 0
-      ? [
-          `S3: ${fmtInt(s3.censored)} of ${fmtInt(s3.accepted202)} accepted webhooks had not reached the sink ${
-            s3.drainMaxMs / 1000
-          } s after the last send; they count with a lower-bound latency.`,
-        ]
-      : []),
-    ...(s3Clean
-      ? []
-      : [`S3: ${s3.errors} transport errors, non-202: ${JSON.stringify(s3.non202)}; counted as missed.`]),
-  ];
-  const s3Verdict: Verdict = {
-    goal: `p99 ≤ ${P99_GOAL_MS} ms`,
-    measured: `p99 ${fmtLatency(s3.latency.p99, s3)}`,
-    met: s3Clean && s3.latency.p99 <= P99_GOAL_MS,
-    ...(s3Notes.length > 0 ? { note: s3Notes.join(" ") } : {}),
-  };
-  const s4Verdict: Verdict = {
+}
+
+function s4Verdict(s4: S4Result): Verdict {
+  const complete = s4.mitteRuns.every((r) => r.complete && r.ingestOk === s4.n);
+  return {
     goal: `≥ ${RATIO_GOAL}× baseline`,
     measured: fmtRatio(s4.ratio),
-    met: s4.mitte.complete && s4.mitte.ingestOk === s4.n && s4.ratio >= RATIO_GOAL,
-    ...(s4.mitte.complete && s4.mitte.ingestOk === s4.n
+    met: complete && s4.ratio >= RATIO_GOAL,
+    ...(complete
       ? {}
-      : { note: "S4: not every webhook was ingested and delivered; counted as missed." }),
+      : { note: "S4: not every webhook was ingested and delivered in every run; counted as missed." }),
   };
-  const s1s = scale.s1;
-  const s1sValid = s1s.mitteNon2xx === 0 && s1s.mitteErrors === 0;
-  const s1sNotes = [
-    ...(s1s.baselineSource === "s1"
-      ? [
-          "S1-scale: the run was late, so no baseline runs were interleaved with the api runs; the ratio uses S1's baseline median from this same run.",
-        ]
-      : []),
-    ...(s1sValid
-      ? []
-      : [
-          `S1-scale is not a clean measurement: the api process answered ${s1s.mitteNon2xx} non-2xx and had ${s1s.mitteErrors} errors; counted as missed.`,
-        ]),
-  ];
-  const s1ScaleVerdict: Verdict = {
-    goal: `≥ ${S1_SCALE_RATIO_GOAL}× baseline`,
-    measured: fmtRatio(s1s.ratio),
-    met: s1sValid && s1s.ratio >= S1_SCALE_RATIO_GOAL,
-    ...(s1sNotes.length > 0 ? { note: s1sNotes.join(" ") } : {}),
-  };
-  const s4mComplete = s4m.ingestOk === s4m.n && s4m.runs.every((r) => r.complete);
-  const s4mNotes = [
-    ...(s4mComplete
+}
+
+function s4mVerdict(s4m: S4mResult): Verdict {
+  const complete = s4m.ingestOk === s4m.n && s4m.runs.every((r) => r.complete);
+  const notes = [
+    ...(complete
       ? []
       : ["S4m: not every webhook was ingested and delivered in every run; counted as missed."]),
     ...(s4m.switchVerified
@@ -1293,112 +1194,207 @@ function verdicts(
           "S4m: the endpoint's stats did not confirm the switch (0 attempts recorded with monitoring off, every delivery with it on); counted as missed.",
         ]),
   ];
-  const s4mVerdict: Verdict = {
+  return {
     goal: `≤ ${fmtOverhead(S4M_OVERHEAD_GOAL)} overhead`,
     measured: fmtOverhead(s4m.overhead),
-    met: s4mComplete && s4m.switchVerified && s4m.overhead <= S4M_OVERHEAD_GOAL,
-    ...(s4mNotes.length > 0 ? { note: s4mNotes.join(" ") } : {}),
+    met: complete && s4m.switchVerified && s4m.overhead <= S4M_OVERHEAD_GOAL,
+    ...(notes.length > 0 ? { note: notes.join(" ") } : {}),
   };
-  return { s1: s1Verdict, s3: s3Verdict, s4: s4Verdict, s4m: s4mVerdict, s1Scale: s1ScaleVerdict };
+}
+
+function s1ScaleVerdict(s1s: S1ScaleResult): Verdict {
+  const valid = s1s.mitteNon2xx === 0 && s1s.mitteErrors === 0;
+  const notes = [
+    ...(s1s.baselineSource === "s1"
+      ? [
+          "S1-scale: the run was late, so no baseline runs were interleaved with the api runs; the ratio uses S1's baseline median from this same run.",
+        ]
+      : []),
+    ...(valid
+      ? []
+      : [
+          `S1-scale is not a clean measurement: the api process answered ${s1s.mitteNon2xx} non-2xx and had ${s1s.mitteErrors} errors; counted as missed.`,
+        ]),
+  ];
+  return {
+    goal: `≥ ${S1_SCALE_RATIO_GOAL}× baseline`,
+    measured: fmtRatio(s1s.ratio),
+    met: valid && s1s.ratio >= S1_SCALE_RATIO_GOAL,
+    ...(notes.length > 0 ? { note: notes.join(" ") } : {}),
+  };
+}
+
+function verdicts(
+  results: Omit<
+    Report,
+    "verdicts" | "notes" | "observations" | "startedAt" | "durationS" | "command" | "selection"
+  >,
+): Report["verdicts"] {
+  const v: Report["verdicts"] = {};
+  const { s1, s3, s4, s4m, s7, s8, scale } = results;
+  if (s1) v.s1 = s1Verdict(s1);
+  if (s3) v.s3 = s3Verdict(s3);
+  if (s4) v.s4 = s4Verdict(s4);
+  if (s4m) v.s4m = s4mVerdict(s4m);
+  if (s7) {
+    const { growth, back } = s7Verdicts(s7);
+    v.s7Growth = growth;
+    v.s7Back = back;
+  }
+  if (s8) v.s8 = s8Verdict(s8);
+  if (scale?.s1) v.s1Scale = s1ScaleVerdict(scale.s1);
+  if (scale?.s3) v.s3Scale = s3Verdict(scale.s3);
+  if (scale?.s7) {
+    const { growth, back } = s7Verdicts(scale.s7);
+    v.s7ScaleGrowth = growth;
+    v.s7ScaleBack = back;
+  }
+  if (scale?.s8) v.s8Scale = s8Verdict(scale.s8);
+  return v;
 }
 
 /** S4-scale has no goal; says when its figures are not complete measurements. */
 function s4ScaleNote(s4s: S4ScaleResult): string | null {
   const incomplete = s4s.runs.filter((r) => !r.complete || r.ingestOk !== s4s.n);
   if (incomplete.length === 0) return null;
-  return `S4-scale: not every webhook was ingested and delivered in the run(s) with ${incomplete
-    .map((r) => workerLabel(r.workers))
+  return `S4-scale: not every webhook was ingested and delivered in the run(s) ${incomplete
+    .map((r) => `${workerLabel(r.workers)} round ${r.round}`)
     .join(", ")}; those rates cover only what arrived.`;
 }
 
-function cpuObservations(s1: S1Result, s3: S3Result, s4: S4Result, s4m: S4mResult): void {
-  const avg = (runs: S1Run[], name: string) => median(runs.map((r) => r.cpu[name] ?? Number.NaN));
-  const base = s1.runs.filter((r) => r.target === "baseline");
-  const mitte = s1.runs.filter((r) => r.target === "mitte");
-  observations.push(
-    `S1 CPU (median over rounds, 100% = one core): baseline server ${Math.round(avg(base, "server"))}% with autocannon ${Math.round(
-      avg(base, "bench"),
-    )}%; Mitte ${Math.round(avg(mitte, "mitte"))}% with autocannon ${Math.round(avg(mitte, "bench"))}%. ` +
-      "A server process near 100% of one core is most likely bound by its main JavaScript thread; the machine's 2 cores are shared with the load generator.",
-  );
-  const noisy = s1.runs.filter((r) => (r.cpu.other ?? 0) > 25);
-  if (noisy.length > 0) {
+function cpuObservations(report: Omit<Report, "verdicts" | "notes" | "observations">): void {
+  const { s1, s3, s4, s4m, s7, s8 } = report;
+  if (s1) {
+    const avg = (runs: S1Run[], name: string) => median(runs.map((r) => r.cpu[name] ?? Number.NaN));
+    const base = s1.runs.filter((r) => r.target === "baseline");
+    const mitte = s1.runs.filter((r) => r.target === "mitte");
     observations.push(
-      `Other load on the machine (CPU not used by the bench's own processes) exceeded 25% of a core during kept S1 run(s) ${noisy
-        .map((r) => `${r.target} ${r.round} (${Math.round(r.cpu.other ?? 0)}%)`)
-        .join(", ")}; those figures are depressed, which is why medians of interleaved runs are reported.`,
+      `S1 CPU (median over rounds, 100% = one core): baseline server ${Math.round(avg(base, "server"))}% with autocannon ${Math.round(
+        avg(base, "bench"),
+      )}%; Mitte ${Math.round(avg(mitte, "mitte"))}% with autocannon ${Math.round(avg(mitte, "bench"))}%. ` +
+        "A server process near 100% of one core is most likely bound by its main JavaScript thread; the machine's 2 cores are shared with the load generator.",
     );
   }
   const windows: [string, number | undefined][] = [
-    ["S3", s3.cpu.other],
-    ["S4 baseline", s4.baseline.cpu.other],
-    ["S4 Mitte", s4.mitte.cpu.other],
-    ...s4m.runs.map((r): [string, number | undefined] => [
+    ...(s1?.runs.map((r): [string, number | undefined] => [`S1 ${r.target} ${r.round}`, r.cpu.other]) ?? []),
+    ...(s3?.levels.map((l): [string, number | undefined] => [
+      `S3 ${Math.round(l.fraction * 100)} %`,
+      l.cpu.other,
+    ]) ?? []),
+    ...(s4?.baselineRuns.map((r, i): [string, number | undefined] => [`S4 baseline ${i + 1}`, r.cpu.other]) ??
+      []),
+    ...(s4?.mitteRuns.map((r): [string, number | undefined] => [`S4 Mitte ${r.round}`, r.cpu.other]) ?? []),
+    ...(s4m?.runs.map((r): [string, number | undefined] => [
       `S4m ${r.monitoring ? "on" : "off"} #${r.order}`,
       r.cpu.other,
-    ]),
+    ]) ?? []),
+    ...(s7
+      ? [
+          ["S7 load", s7.loadCpu.other] as [string, number | undefined],
+          ["S7 drain", s7.drain.cpu.other] as [string, number | undefined],
+        ]
+      : []),
+    ...(s8?.runs.map((r): [string, number | undefined] => [`S8 #${r.order}`, r.cpu.other]) ?? []),
   ];
-  noteDisturbedWindows(windows, "those single-shot figures");
-  observations.push(
-    `S3 CPU: ${describeCpu(s3.cpu)}. S4 CPU: baseline ${describeCpu(s4.baseline.cpu)}; Mitte ${describeCpu(s4.mitte.cpu)}.`,
-  );
-  const s4mCpu = (monitoring: boolean) =>
-    Math.round(
-      median(s4m.runs.filter((r) => r.monitoring === monitoring).map((r) => r.cpu.mitte ?? Number.NaN)),
+  noteDisturbedWindows(windows, "those embedded-mode figures");
+  if (s3) {
+    observations.push(
+      `S3 CPU per level: ${s3.levels.map((l) => `${Math.round(l.fraction * 100)} %: ${describeCpu(l.cpu)}`).join("; ")}.`,
     );
-  observations.push(
-    `S4m CPU of the Mitte process (median over the runs, 100% = one core): ${s4mCpu(false)}% with monitoring off, ${s4mCpu(
-      true,
-    )}% with it on.`,
-  );
-}
-
-/** Records which measured windows had other load above the quiet threshold. */
-function noteDisturbedWindows(windows: [string, number | undefined][], which: string): void {
-  const disturbed = windows.filter((w): w is [string, number] => w[1] !== undefined && w[1] > QUIET_PCT);
-  if (disturbed.length === 0) return;
-  observations.push(
-    `Other load exceeded 25% of a core during ${disturbed
-      .map(([name, other]) => `${name} (${Math.round(other)}%)`)
-      .join(", ")}; ${which} are likely depressed.`,
-  );
+  }
+  if (s4) {
+    observations.push(
+      `S4 CPU (median runs): baseline ${describeCpu(
+        [...s4.baselineRuns].sort((a, b) => a.ratePerSec - b.ratePerSec)[
+          Math.floor(s4.baselineRuns.length / 2)
+        ]?.cpu ?? {},
+      )}; Mitte ${describeCpu(
+        [...s4.mitteRuns].sort((a, b) => a.ratePerSec - b.ratePerSec)[Math.floor(s4.mitteRuns.length / 2)]
+          ?.cpu ?? {},
+      )}.`,
+    );
+  }
+  if (s4m) {
+    const s4mCpu = (monitoring: boolean) =>
+      Math.round(
+        median(s4m.runs.filter((r) => r.monitoring === monitoring).map((r) => r.cpu.mitte ?? Number.NaN)),
+      );
+    observations.push(
+      `S4m CPU of the Mitte process (median over the runs, 100% = one core): ${s4mCpu(false)}% with monitoring off, ${s4mCpu(
+        true,
+      )}% with it on.`,
+    );
+  }
 }
 
 function scaleCpuObservations(scale: ScaleReport): void {
-  const apiRuns = scale.s1.runs.filter((r) => r.target === "mitte-api");
-  const med = (name: string) => Math.round(median(apiRuns.map((r) => r.cpu[name] ?? Number.NaN)));
-  observations.push(
-    `S1-scale CPU (median over the api runs, 100% = one core): api process ${med("api")}%, its PostgreSQL backends ${med(
-      "postgres",
-    )}%, redis-server ${med("redis")}%, autocannon ${med("bench")}%. ` +
-      "An api process well below 100% of a core is not bound by its own JavaScript thread but waits on its stores (commit and enqueue round trips).",
-  );
-  const windows: [string, number | undefined][] = [
-    ...apiRuns.map((r): [string, number | undefined] => [`S1-scale api ${r.round}`, r.cpu.other]),
-    ["S4-scale baseline", scale.s4.baseline.cpu.other],
-    ...scale.s4.runs.map((r): [string, number | undefined] => [
-      `S4-scale ${workerLabel(r.workers)}`,
-      r.cpu.other,
-    ]),
-  ];
-  noteDisturbedWindows(windows, "those scale-mode figures");
-  const capacity = cpus().length * 100;
-  for (const run of scale.s4.runs) {
-    const ours = Object.entries(run.cpu)
-      .filter(([name]) => name !== "other")
-      .reduce((sum, [, pct]) => sum + pct, 0);
+  const windows: [string, number | undefined][] = [];
+  if (scale.s1) {
+    const apiRuns = scale.s1.runs.filter((r) => r.target === "mitte-api");
+    const med = (name: string) => Math.round(median(apiRuns.map((r) => r.cpu[name] ?? Number.NaN)));
     observations.push(
-      `S4-scale CPU with ${workerLabel(run.workers)}: ${describeCpu(run.cpu)}; the bench's own processes (workers, redis, their PostgreSQL backends, sink) used ${Math.round(
-        ours,
-      )}% of the machine's ${capacity}%${
-        ours > capacity * 0.9
-          ? ": they nearly filled the machine, so this figure is bound by its cores rather than by the worker count"
-          : ours + (run.cpu.other ?? 0) > capacity * 0.9
-            ? "; with the other load the machine was saturated, so this figure is depressed by other work"
-            : ""
-      }.`,
+      `S1-scale CPU (median over the api runs, 100% = one core): api process ${med("api")}%, its PostgreSQL backends ${med(
+        "postgres",
+      )}%, redis-server ${med("redis")}%, autocannon ${med("bench")}%. ` +
+        "An api process well below 100% of a core is not bound by its own JavaScript thread but waits on its stores (commit and enqueue round trips).",
+    );
+    windows.push(
+      ...apiRuns.map((r): [string, number | undefined] => [`S1-scale api ${r.round}`, r.cpu.other]),
     );
   }
+  if (scale.s3) {
+    windows.push(
+      ...scale.s3.levels.map((l): [string, number | undefined] => [
+        `S3-scale ${Math.round(l.fraction * 100)} %`,
+        l.cpu.other,
+      ]),
+    );
+  }
+  if (scale.s4) {
+    windows.push(
+      ...scale.s4.baselineRuns.map((r, i): [string, number | undefined] => [
+        `S4-scale baseline ${i + 1}`,
+        r.cpu.other,
+      ]),
+      ...scale.s4.runs.map((r): [string, number | undefined] => [
+        `S4-scale ${workerLabel(r.workers)} ${r.round}`,
+        r.cpu.other,
+      ]),
+    );
+    const capacity = cpus().length * 100;
+    for (const workers of S4_SCALE_WORKERS) {
+      const runs = scale.s4.runs.filter((r) => r.workers === workers);
+      if (runs.length === 0) continue;
+      const ours = median(
+        runs.map((run) =>
+          Object.entries(run.cpu)
+            .filter(([name]) => name !== "other")
+            .reduce((sum, [, pct]) => sum + pct, 0),
+        ),
+      );
+      const other = median(runs.map((run) => run.cpu.other ?? 0));
+      observations.push(
+        `S4-scale CPU with ${workerLabel(workers)} (median over the runs): the bench's own processes (workers, redis, their PostgreSQL backends, sink) used ${Math.round(
+          ours,
+        )}% of the machine's ${capacity}%${
+          ours > capacity * 0.9
+            ? ": they nearly filled the machine, so this figure is bound by its cores rather than by the worker count"
+            : ours + other > capacity * 0.9
+              ? "; with the other load the machine was saturated, so this figure is depressed by other work"
+              : ""
+        }; last run: ${describeCpu(runs.at(-1)!.cpu)}.`,
+      );
+    }
+  }
+  if (scale.s7) {
+    windows.push(["S7-scale load", scale.s7.loadCpu.other], ["S7-scale drain", scale.s7.drain.cpu.other]);
+  }
+  if (scale.s8) {
+    windows.push(
+      ...scale.s8.runs.map((r): [string, number | undefined] => [`S8-scale #${r.order}`, r.cpu.other]),
+    );
+  }
+  noteDisturbedWindows(windows, "those scale-mode figures");
   const p = scale.redis.persistence;
   if (p.aof_last_write_status !== "ok" || p.aof_last_bgrewrite_status !== "ok") {
     observations.push(
@@ -1407,48 +1403,78 @@ function scaleCpuObservations(scale: ScaleReport): void {
   }
 }
 
+// ---------------------------------------------------------------- main
+
 async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
   installCleanup();
+  const want = (name: Scenario) => options.selected.has(name);
+  const selection = options.subset ? ALL.filter(want) : null;
+  planScenarios(Object.fromEntries(ALL.filter(want).map((name) => [name, ESTIMATE_S[name]])));
   const startedAt = new Date();
   const t0 = performance.now();
-  console.log(`Mitte benchmarks — ${startedAt.toISOString()}, node ${process.version}`);
-  const s1 = await runS1();
-  const s3 = await runS3(
-    "S3",
-    Math.max(1, Math.round(s1.mitte.median * 0.5)),
-    `0.5 × Mitte's S1 median ${fmtInt(s1.mitte.median)} req/s`,
+  console.log(
+    `Mitte benchmarks — ${startedAt.toISOString()}, node ${process.version}; scenarios: ${ALL.filter(
+      want,
+    ).join(", ")}; time budget ${RUNTIME_BUDGET_S / 60} min`,
   );
-  const { s4, s4m } = await runEmbeddedDelivery();
-  // Supplementary, no goal: the same measurement at a rate the delivery side can sustain (half of S4's Mitte rate).
-  const s3b = await runS3(
-    "S3b",
-    Math.max(1, Math.round(s4.mitte.ratePerSec * 0.5)),
-    `0.5 × Mitte's S4 delivery rate ${fmtInt(s4.mitte.ratePerSec)}/s; supplementary, no goal`,
-  );
-  const scale = await runScale(s1);
-  cpuObservations(s1, s3, s4, s4m);
-  observations.push(`S3b CPU: ${describeCpu(s3b.cpu)}.`);
-  scaleCpuObservations(scale);
+  let s1: S1Result | undefined;
+  if (want("s1")) {
+    startScenario("s1");
+    s1 = await runS1();
+  }
+  const { s4, s4m } =
+    want("s4") || want("s4m") ? await runEmbeddedDelivery({ s4: want("s4"), s4m: want("s4m") }) : {};
+  let s3: Report["s3"];
+  let s8: Report["s8"];
+  if (want("s3") || want("s8")) {
+    const { ceiling, source } = await ceilingFor("embedded", s1, options.ceiling);
+    if (want("s3")) {
+      startScenario("s3");
+      s3 = await runS3("embedded", ceiling, source);
+    }
+    if (want("s8")) {
+      startScenario("s8");
+      s8 = await runS8("embedded", ceiling, source);
+    }
+  }
+  let s7: Report["s7"];
+  if (want("s7")) {
+    startScenario("s7");
+    s7 = await runS7("embedded");
+  }
+  const scale = SCALE.some(want) ? await runScale(options, s1) : undefined;
+  const results = {
+    ...(s1 ? { s1 } : {}),
+    ...(s3 ? { s3 } : {}),
+    ...(s4 ? { s4 } : {}),
+    ...(s4m ? { s4m } : {}),
+    ...(s7 ? { s7 } : {}),
+    ...(s8 ? { s8 } : {}),
+    ...(scale ? { scale } : {}),
+  };
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
+  const durationS = (performance.now() - t0) / 1000;
+  cpuObservations({ startedAt, durationS, command, selection, ...results });
+  if (scale) scaleCpuObservations(scale);
+  const notes = [scale?.s4 ? s4ScaleNote(scale.s4) : null].filter((n): n is string => n !== null);
   const report: Report = {
     startedAt,
-    durationS: (performance.now() - t0) / 1000,
-    s1,
-    s3,
-    s3b,
-    s4,
-    s4m,
-    scale,
-    verdicts: verdicts(s1, s3, s4, s4m, scale),
-    s4ScaleNote: s4ScaleNote(scale.s4),
+    durationS,
+    command,
+    selection,
+    ...results,
+    verdicts: verdicts(results),
+    notes,
     observations,
   };
   const markdown = renderMarkdown(report);
   section("Summary");
   console.log(renderSummaryTable(report));
   console.log(`\nRun quality: ${runQuality(report)}`);
-  const target = join(REPO_DIR, "docs", "benchmarks.md");
-  writeFileSync(target, markdown);
-  console.log(`\nFull report written to ${target}`);
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(options.out, markdown);
+  console.log(`\nFull report written to ${options.out} (run took ${Math.round(durationS)} s)`);
   if (observations.length > 0) {
     section("Observations");
     for (const o of observations) log(o);

@@ -224,3 +224,89 @@ export function describeCpu(shares: Record<string, number>): string {
     .map(([name, pct]) => `${name} ${fmtPct(pct)}`)
     .join(", ");
 }
+
+/** Memory of a process from /proc/<pid>/status, in bytes; null where unavailable (not Linux, process gone). */
+export interface ProcessMemory {
+  /** VmRSS: resident set size (anonymous + file-backed + shared memory). */
+  rss: number;
+  /** RssAnon: the anonymous part (heaps, stacks): what the process allocated itself. */
+  anon: number;
+  /** RssFile: resident file-backed pages (code, mapped files). */
+  file: number;
+  /** VmHWM: the largest RSS the process has had so far. */
+  hwm: number;
+}
+
+export function processMemory(pid: number | undefined): ProcessMemory | null {
+  if (pid === undefined) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name: string) => {
+      const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
+      return match ? Number(match[1]) * 1024 : Number.NaN;
+    };
+    return { rss: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile"), hwm: field("VmHWM") };
+  } catch {
+    return null;
+  }
+}
+
+export const MB = 1024 * 1024;
+/** Bytes as MB with one decimal ("123.4 MB"); signed when `signed` ("+1.2 MB", "−0.5 MB"). */
+export function fmtMb(bytes: number, signed = false): string {
+  if (!Number.isFinite(bytes)) return "n/a";
+  const value = (bytes / MB).toFixed(1);
+  if (!signed) return `${value} MB`;
+  return bytes < 0 ? `−${(-bytes / MB).toFixed(1)} MB` : `+${value} MB`;
+}
+
+/** One isolate's latest figures from V8's --trace-gc lines, in bytes. */
+export interface HeapFigures {
+  /** Live heap right after the latest full GC (Mark-Compact), and when that was (ms since the process started). */
+  liveAfterFullGc: number | null;
+  fullGcAtMs: number | null;
+  /** Heap V8 has committed (reserved from the OS) after the latest GC of any kind. */
+  committed: number | null;
+  fullGcs: number;
+}
+
+const GC_LINE =
+  /^\[\d+:(0x[0-9a-f]+)\]\s+(\d+) ms: ([A-Za-z -]+?)(?: \([a-z ]+\))? ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB/;
+
+/**
+ * Reads a child's `node --trace-gc` output (hand `divert` to startMitte): per isolate, the live heap after the
+ * latest full GC and the committed heap. `main()` is the isolate with the largest committed heap (the main
+ * thread; Mitte's SQLite thread is a worker isolate of a few MB).
+ */
+export class GcTrace {
+  private readonly isolates = new Map<string, HeapFigures>();
+
+  /** True (and consumed) for a --trace-gc line. */
+  readonly divert = (line: string): boolean => {
+    const match = GC_LINE.exec(line);
+    if (!match) return /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: /.test(line);
+    const [, isolate, atMs, kind, , , after, committed] = match;
+    const figures = this.isolates.get(isolate!) ?? {
+      liveAfterFullGc: null,
+      fullGcAtMs: null,
+      committed: null,
+      fullGcs: 0,
+    };
+    figures.committed = Number(committed) * MB;
+    if (kind!.startsWith("Mark-Compact")) {
+      figures.liveAfterFullGc = Number(after) * MB;
+      figures.fullGcAtMs = Number(atMs);
+      figures.fullGcs += 1;
+    }
+    this.isolates.set(isolate!, figures);
+    return true;
+  };
+
+  main(): HeapFigures | null {
+    let best: HeapFigures | null = null;
+    for (const figures of this.isolates.values()) {
+      if (!best || (figures.committed ?? 0) > (best.committed ?? 0)) best = figures;
+    }
+    return best ? { ...best } : null;
+  }
+}
