@@ -64,6 +64,12 @@ export interface StatsServiceDeps {
   store: StatsStore;
   directory: EndpointDirectory;
   notifications: NotificationService;
+  /**
+   * How long outcomes collect in memory before they are written. One write per second instead of one per
+   * burst of deliveries: at moderate rates the per-write cost (a query and a round trip) dominated. Shutdown
+   * flushes; a crash loses at most this much of the statistics (never a webhook).
+   */
+  writeDelayMs?: number;
 }
 
 /**
@@ -78,9 +84,10 @@ export function createStatsService({
   store,
   directory,
   notifications,
+  writeDelayMs = 1_000,
 }: StatsServiceDeps) {
   // Outcomes are folded into in-memory buckets as they happen (no promise per delivery) and written in the
-  // background, one increment per endpoint and bucket, one write at a time.
+  // background every `writeDelayMs`, one increment per endpoint and bucket, one write at a time.
   let pending = new Map<string, StatsBucket>();
   let writing: Promise<void> | undefined;
   let scheduled = false;
@@ -116,10 +123,10 @@ export function createStatsService({
   function scheduleWrite(): void {
     if (scheduled || writing) return;
     scheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       scheduled = false;
       void write();
-    });
+    }, writeDelayMs).unref();
   }
 
   async function write(): Promise<void> {
