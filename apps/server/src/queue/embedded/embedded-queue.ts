@@ -41,6 +41,12 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   #sleeper: (() => void) | undefined;
   /** Set when work arrives while the loop is busy claiming, so its next sleep returns at once. */
   #wakeRequested = false;
+  /**
+   * Whether due jobs may have been left behind by the last claim (it hit its limit, skipped saturated
+   * endpoints or handed jobs back). Only then does a finished job or a full claim need another claim at
+   * once; otherwise new work wakes the loop itself, and a claim that finds nothing is a wasted write.
+   */
+  #backlogPossible = true;
 
   constructor(options: EmbeddedQueueOptions) {
     this.#opts = { queueName: "delivery", pollIntervalMs: 250, ...options };
@@ -146,7 +152,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       } catch (error) {
         this.#opts.logger.error({ err: error }, "embedded queue: claiming jobs failed");
       }
-      if (claimed === 0 && !this.#closing) await this.#sleep(this.#opts.pollIntervalMs);
+      if ((claimed === 0 || !this.#backlogPossible) && !this.#closing)
+        await this.#sleep(this.#opts.pollIntervalMs);
     }
   }
 
@@ -174,9 +181,15 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
 
   async #fill(): Promise<number> {
     const capacity = this.#opts.concurrency - this.#inFlight.size;
-    if (capacity <= 0 || !this.#handler) return 0;
+    if (capacity <= 0 || !this.#handler) {
+      this.#backlogPossible = true;
+      return 0;
+    }
     // Claim in batches: a claim is a write, and one per finished job would make it the bottleneck.
-    if (this.#inFlight.size > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) return 0;
+    if (this.#inFlight.size > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) {
+      this.#backlogPossible = true;
+      return 0;
+    }
     const now = this.#opts.clock.now();
     const saturated = [...this.#inFlightPerGroup]
       .filter(([, count]) => count >= this.#opts.groupConcurrency)
@@ -206,6 +219,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       }
       this.#start(job.id, job.group_key);
     }
+    this.#backlogPossible = claimed.length === capacity || saturated.length > 0 || excess.length > 0;
     if (excess.length > 0) {
       await this.#opts.db
         .updateTable("queue_jobs")
@@ -240,7 +254,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         const left = (this.#inFlightPerGroup.get(group) ?? 1) - 1;
         if (left === 0) this.#inFlightPerGroup.delete(group);
         else this.#inFlightPerGroup.set(group, left);
-        this.#wake();
+        if (this.#backlogPossible) this.#wake();
       });
     this.#inFlight.set(id, run);
   }
