@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomFillSync } from "node:crypto";
 import { monotonicFactory } from "ulidx";
 import type { Clock } from "./clock.js";
 
@@ -10,8 +10,25 @@ export type IdPrefix = "usr" | "key" | "ep" | "log" | "att" | "ses" | "ott" | "m
  */
 export type IdGenerator = (prefix: IdPrefix) => string;
 
+/**
+ * Cryptographic randomness for ULIDs, drawn 4 KiB at a time. ulidx's default asks the OS for one byte per
+ * character (16 calls per id), which showed up as several percent of the hot path's CPU.
+ */
+export function pooledRandom(): () => number {
+  const pool = new Uint32Array(1024);
+  let next = pool.length;
+  return () => {
+    if (next === pool.length) {
+      randomFillSync(pool);
+      next = 0;
+    }
+    // [0, 1): ulidx maps it onto the 32-character alphabet with Math.floor(x * 32).
+    return pool[next++]! / 0x1_0000_0000;
+  };
+}
+
 export function createIdGenerator(clock: Clock): IdGenerator {
-  const ulid = monotonicFactory();
+  const ulid = monotonicFactory(pooledRandom());
   return (prefix) => `${prefix}_${ulid(clock.now()).toLowerCase()}`;
 }
 
