@@ -521,7 +521,7 @@ async function sequential(
 }
 
 /** Runs a phase's `count` cases concurrently, each starting at a random moment within `windowMs`. */
-async function scattered(
+export async function scattered(
   ctx: LabContext,
   count: number,
   windowMs: number,

@@ -10,7 +10,7 @@ import { type AddressInfo, createServer, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { type Endpoint, embeddedDeployment, type LabDeployment } from "../deployments.js";
 import { Ledger } from "../ledger.js";
-import { foldBalances, type LabContext, type Scenario, type ScenarioResult } from "../scenario.js";
+import { foldBalances, type Scenario, type ScenarioResult } from "../scenario.js";
 import { LAB_HEADERS, labBody, sendOpenLoop, startLabSink, waitForDrain } from "../traffic.js";
 import {
   bodyBytes,
@@ -22,6 +22,7 @@ import {
   mb,
   measureRss,
   repetitionsFor,
+  scattered,
   sleep,
 } from "./hostile-senders.js";
 
@@ -325,17 +326,6 @@ function reached(stand: Stand, path: string): boolean {
   const seen = (stand.target.arrivals.get(path)?.length ?? 0) > 0;
   if (!seen) stand.tally.lost += 1;
   return seen;
-}
-
-/** Runs `count` cases concurrently, each starting at a random moment within `windowMs`. */
-async function scattered(
-  ctx: LabContext,
-  count: number,
-  windowMs: number,
-  run: (index: number) => Promise<void>,
-) {
-  const offsets = Array.from({ length: count }, () => Math.floor(ctx.random() * windowMs));
-  await Promise.all(offsets.map((offset, index) => sleep(offset).then(() => run(index))));
 }
 
 const describeAttempt = (detail: LogDetail, index = 0) => {

@@ -133,261 +133,233 @@ function summariseObserved(list: Check[]): string {
 
 const repetitionsOf = (ctx: LabContext, full = 20) => (ctx.quick ? 3 : full);
 
-// ---------------------------------------------------------------- kill -9 during ingestion
+type RepetitionOptions = Parameters<typeof repetition>[3];
 
-function kill9Ingest(mode: Mode): Scenario {
+/**
+ * A scenario that repeats one fault: a deployment of `mode` for the whole scenario, `repetitionsOf(ctx)`
+ * repetitions whose options `plan` gives (label, load, fault), books folded at the end.
+ */
+function faultScenario(
+  meta: Omit<Scenario, "run">,
+  plan: (ctx: LabContext, deployment: LabDeployment, index: number) => RepetitionOptions,
+  finalChecks?: (deployment: LabDeployment) => Check[],
+): Scenario {
   return {
-    id: `kill9-ingest-${mode}`,
-    title: `kill -9 of the ${mode === "embedded" ? "process" : "first of two api processes"} during ingestion`,
-    mode,
-    quick: true,
+    ...meta,
     async run(ctx) {
+      const mode: Mode = meta.mode === "embedded" ? "embedded" : "scale";
       return withDeployment(mode, pgAdmin, async (deployment, sink) => {
         const reps: Repetition[] = [];
         for (let i = 0; i < repetitionsOf(ctx); i += 1) {
-          reps.push(
-            await repetition(ctx, deployment, sink, {
-              label: `k9i${i}`,
-              rate: 400,
-              count: 800,
-              faultWindow: [100, 1_800],
-              fault: async () => {
-                const exit = await deployment.stop("ingest", "SIGKILL");
-                const downAt = performance.now();
-                await deployment.restart("ingest");
-                return { notes: [`exit ${exit}, back after ${Math.round(performance.now() - downAt)} ms`] };
-              },
-            }),
-          );
-          ctx.log(
-            `  ${reps.length}: ${reps.at(-1)!.balance.balanced ? "balanced" : "VOID"} ${reps.at(-1)!.notes.at(-1)}`,
-          );
+          const rep = await repetition(ctx, deployment, sink, plan(ctx, deployment, i));
+          reps.push(rep);
+          ctx.log(`  ${reps.length}: ${rep.balance.balanced ? "balanced" : "VOID"} ${rep.notes.at(-1)}`);
         }
-        return summarise(reps);
+        return summarise(reps, finalChecks?.(deployment));
       });
     },
   };
 }
+
+// ---------------------------------------------------------------- kill -9 during ingestion
+
+const kill9Ingest = (mode: Mode) =>
+  faultScenario(
+    {
+      id: `kill9-ingest-${mode}`,
+      title: `kill -9 of the ${mode === "embedded" ? "process" : "first of two api processes"} during ingestion`,
+      mode,
+      quick: true,
+    },
+    (_ctx, deployment, i) => ({
+      label: `k9i${i}`,
+      rate: 400,
+      count: 800,
+      faultWindow: [100, 1_800],
+      fault: async () => {
+        const exit = await deployment.stop("ingest", "SIGKILL");
+        const downAt = performance.now();
+        await deployment.restart("ingest");
+        return { notes: [`exit ${exit}, back after ${Math.round(performance.now() - downAt)} ms`] };
+      },
+    }),
+  );
 
 // ---------------------------------------------------------------- kill -9 mid-delivery
 
-function kill9Delivery(mode: Mode): Scenario {
-  return {
-    id: `kill9-delivery-${mode}`,
-    title: `kill -9 of the ${mode === "embedded" ? "process" : "worker process"} mid-delivery`,
-    mode,
-    quick: true,
-    async run(ctx) {
-      return withDeployment(mode, pgAdmin, async (deployment, sink) => {
-        const reps: Repetition[] = [];
-        for (let i = 0; i < repetitionsOf(ctx); i += 1) {
-          reps.push(
-            await repetition(ctx, deployment, sink, {
-              label: `k9d${i}`,
-              rate: 500,
-              count: 600,
-              // The sink answers slowly, so many deliveries are in flight when the kill lands.
-              sinkDelayMs: () => 20 + Math.floor(ctx.random() * 80),
-              faultWindow: [300, 1_500],
-              fault: async (ledger) => {
-                const inFlightBefore = ledger.balance().receipts;
-                const exit = await deployment.stop("delivery", "SIGKILL");
-                await deployment.restart("delivery");
-                return {
-                  checks: [
-                    {
-                      name: "the kill landed while deliveries were flowing",
-                      expected: "some receipts before the kill",
-                      observed: `${inFlightBefore} receipts before it`,
-                      pass: inFlightBefore > 0,
-                    },
-                  ],
-                  notes: [`exit ${exit}`],
-                };
-              },
-            }),
-          );
-          ctx.log(
-            `  ${reps.length}: ${reps.at(-1)!.balance.balanced ? "balanced" : "VOID"} ${reps.at(-1)!.notes.at(-1)}`,
-          );
-        }
-        return summarise(reps);
-      });
+const kill9Delivery = (mode: Mode) =>
+  faultScenario(
+    {
+      id: `kill9-delivery-${mode}`,
+      title: `kill -9 of the ${mode === "embedded" ? "process" : "worker process"} mid-delivery`,
+      mode,
+      quick: true,
     },
-  };
-}
+    (ctx, deployment, i) => ({
+      label: `k9d${i}`,
+      rate: 500,
+      count: 600,
+      // The sink answers slowly, so many deliveries are in flight when the kill lands.
+      sinkDelayMs: () => 20 + Math.floor(ctx.random() * 80),
+      faultWindow: [300, 1_500],
+      fault: async (ledger) => {
+        const receiptsBefore = ledger.balance().receipts;
+        const exit = await deployment.stop("delivery", "SIGKILL");
+        await deployment.restart("delivery");
+        return {
+          checks: [
+            {
+              name: "the kill landed while deliveries were flowing",
+              expected: "some receipts before the kill",
+              observed: `${receiptsBefore} receipts before it`,
+              pass: receiptsBefore > 0,
+            },
+          ],
+          notes: [`exit ${exit}`],
+        };
+      },
+    }),
+  );
 
 // ---------------------------------------------------------------- SIGTERM under load
 
-function sigtermUnderLoad(mode: Mode): Scenario {
-  return {
-    id: `sigterm-${mode}`,
-    title: `SIGTERM under load (graceful shutdown${mode === "scale" ? ", api and worker in turn" : ""})`,
-    mode,
-    quick: true,
-    async run(ctx) {
-      return withDeployment(mode, pgAdmin, async (deployment, sink) => {
-        const reps: Repetition[] = [];
-        for (let i = 0; i < repetitionsOf(ctx); i += 1) {
-          const role: Role = mode === "scale" && i % 2 === 1 ? "delivery" : "ingest";
-          reps.push(
-            await repetition(ctx, deployment, sink, {
-              label: `term${i}`,
-              rate: 300,
-              count: 900,
-              sinkDelayMs: () => Math.floor(ctx.random() * 30),
-              faultWindow: [200, 2_500],
-              fault: async () => {
-                const started = performance.now();
-                const exit = await deployment.stop(role, "SIGTERM");
-                const tookMs = Math.round(performance.now() - started);
-                await deployment.restart(role);
-                return {
-                  checks: [
-                    {
-                      name: "graceful exit code",
-                      expected: "0 within the 20 s grace",
-                      observed: `${exit}`,
-                      pass: exit === 0,
-                    },
-                  ],
-                  notes: [`${role} stopped in ${tookMs} ms with exit ${exit}`],
-                };
-              },
-            }),
-          );
-          ctx.log(
-            `  ${reps.length}: ${reps.at(-1)!.balance.balanced ? "balanced" : "VOID"} ${reps.at(-1)!.notes.at(-1)}`,
-          );
-        }
-        return summarise(reps);
-      });
+const sigtermUnderLoad = (mode: Mode) =>
+  faultScenario(
+    {
+      id: `sigterm-${mode}`,
+      title: `SIGTERM under load (graceful shutdown${mode === "scale" ? ", api and worker in turn" : ""})`,
+      mode,
+      quick: true,
     },
-  };
-}
+    (ctx, deployment, i) => {
+      const role: Role = mode === "scale" && i % 2 === 1 ? "delivery" : "ingest";
+      return {
+        label: `term${i}`,
+        rate: 300,
+        count: 900,
+        sinkDelayMs: () => Math.floor(ctx.random() * 30),
+        faultWindow: [200, 2_500],
+        fault: async () => {
+          const started = performance.now();
+          const exit = await deployment.stop(role, "SIGTERM");
+          const tookMs = Math.round(performance.now() - started);
+          await deployment.restart(role);
+          return {
+            checks: [
+              {
+                name: "graceful exit code",
+                expected: "0 within the 20 s grace",
+                observed: `${exit}`,
+                pass: exit === 0,
+              },
+            ],
+            notes: [`${role} stopped in ${tookMs} ms with exit ${exit}`],
+          };
+        },
+      };
+    },
+  );
 
 // ---------------------------------------------------------------- Redis outage
 
-function redisOutage(seconds: number): Scenario {
-  return {
-    id: `redis-down-${seconds}s`,
-    title: `Redis stopped (kill -9) for ${seconds} s, then started on its AOF again`,
-    mode: "scale",
-    quick: seconds <= 5,
-    async run(ctx) {
-      return withDeployment("scale", pgAdmin, async (deployment, sink) => {
-        const redis = deployment.redis!;
-        const reps: Repetition[] = [];
-        const outageMs = seconds * 1000;
-        const rate = seconds > 10 ? 50 : 200;
-        for (let i = 0; i < repetitionsOf(ctx); i += 1) {
-          const loadMs = outageMs + 4_000;
-          reps.push(
-            await repetition(ctx, deployment, sink, {
-              label: `redis${seconds}s${i}`,
-              rate,
-              count: Math.round((rate * loadMs) / 1000),
-              faultWindow: [300, 1_500],
-              fault: async (ledger) => {
-                await redis.kill();
-                const before = ledger.statuses();
-                await sleep(outageMs);
-                const during = ledger.statuses();
-                const refusedWhileDown = (during["503"] ?? 0) - (before["503"] ?? 0);
-                await redis.start();
-                const backAt = performance.now();
-                // Workers resume: the first receipt after Redis is back.
-                const receiptsAtRestart = ledger.balance().receipts;
-                let resumedMs = Number.NaN;
-                while (performance.now() - backAt < 20_000) {
-                  if (ledger.balance().receipts > receiptsAtRestart) {
-                    resumedMs = performance.now() - backAt;
-                    break;
-                  }
-                  await sleep(25);
-                }
-                return {
-                  checks: [
-                    {
-                      name: "ingestion answers 503 while Redis is down",
-                      expected: "503s during the outage, no 202 that cannot be honoured",
-                      observed: `${refusedWhileDown} × 503`,
-                      pass: refusedWhileDown > 0,
-                    },
-                    {
-                      name: "deliveries resume within 10 s of Redis being back",
-                      expected: "≤ 10,000 ms",
-                      observed: Number.isFinite(resumedMs)
-                        ? `${Math.round(resumedMs)} ms`
-                        : "no receipt in 20 s",
-                      pass: resumedMs <= 10_000,
-                    },
-                  ],
-                };
-              },
-            }),
-          );
-          ctx.log(
-            `  ${reps.length}: ${reps.at(-1)!.balance.balanced ? "balanced" : "VOID"} ${reps.at(-1)!.notes.at(-1)}`,
-          );
-        }
-        return summarise(reps);
-      });
+const redisOutage = (seconds: number) =>
+  faultScenario(
+    {
+      id: `redis-down-${seconds}s`,
+      title: `Redis stopped (kill -9) for ${seconds} s, then started on its AOF again`,
+      mode: "scale",
+      quick: seconds <= 5,
     },
-  };
-}
+    (_ctx, deployment, i) => {
+      const redis = deployment.redis!;
+      const outageMs = seconds * 1000;
+      const rate = seconds > 10 ? 50 : 200;
+      return {
+        label: `redis${seconds}s${i}`,
+        rate,
+        count: Math.round((rate * (outageMs + 4_000)) / 1000),
+        faultWindow: [300, 1_500],
+        fault: async (ledger) => {
+          await redis.kill();
+          const before = ledger.statuses();
+          await sleep(outageMs);
+          const during = ledger.statuses();
+          const refusedWhileDown = (during["503"] ?? 0) - (before["503"] ?? 0);
+          await redis.start();
+          const backAt = performance.now();
+          // Workers resume: the first receipt after Redis is back.
+          const receiptsAtRestart = ledger.balance().receipts;
+          let resumedMs = Number.NaN;
+          while (performance.now() - backAt < 20_000) {
+            if (ledger.balance().receipts > receiptsAtRestart) {
+              resumedMs = performance.now() - backAt;
+              break;
+            }
+            await sleep(25);
+          }
+          return {
+            checks: [
+              {
+                name: "ingestion answers 503 while Redis is down",
+                expected: "503s during the outage, no 202 that cannot be honoured",
+                observed: `${refusedWhileDown} × 503`,
+                pass: refusedWhileDown > 0,
+              },
+              {
+                name: "deliveries resume within 10 s of Redis being back",
+                expected: "≤ 10,000 ms",
+                observed: Number.isFinite(resumedMs) ? `${Math.round(resumedMs)} ms` : "no receipt in 20 s",
+                pass: resumedMs <= 10_000,
+              },
+            ],
+          };
+        },
+      };
+    },
+  );
 
 // ---------------------------------------------------------------- PostgreSQL backends terminated
 
-const pgTerminate: Scenario = {
-  id: "pg-terminate-scale",
-  title: "PostgreSQL backends of every Mitte process terminated (pg_terminate_backend)",
-  mode: "scale",
-  quick: true,
-  async run(ctx) {
-    const admin = await pgAdmin();
-    return withDeployment("scale", pgAdmin, async (deployment, sink) => {
-      const reps: Repetition[] = [];
-      for (let i = 0; i < repetitionsOf(ctx); i += 1) {
-        reps.push(
-          await repetition(ctx, deployment, sink, {
-            label: `pgt${i}`,
-            rate: 300,
-            count: 900,
-            faultWindow: [200, 2_500],
-            fault: async () => {
-              const ended = await admin.terminateBackends(deployment.pgPrefix!);
-              return {
-                checks: [
-                  {
-                    name: "backends terminated",
-                    expected: "≥ 1 per repetition",
-                    observed: `${ended}`,
-                    pass: ended > 0,
-                  },
-                ],
-              };
-            },
-          }),
-        );
-        ctx.log(
-          `  ${reps.length}: ${reps.at(-1)!.balance.balanced ? "balanced" : "VOID"} ${reps.at(-1)!.notes.at(-1)}`,
-        );
-      }
-      const alive = deployment
-        .processes()
-        .every((p) => p.child.exitCode === null && p.child.signalCode === null);
-      return summarise(reps, [
-        {
-          name: "processes stay up and reconnect",
-          expected: "every api and worker process still running",
-          observed: alive ? "all running" : "a process exited",
-          pass: alive,
-        },
-      ]);
-    });
+const pgTerminate = faultScenario(
+  {
+    id: "pg-terminate-scale",
+    title: "PostgreSQL backends of every Mitte process terminated (pg_terminate_backend)",
+    mode: "scale",
+    quick: true,
   },
-};
+  (_ctx, deployment, i) => ({
+    label: `pgt${i}`,
+    rate: 300,
+    count: 900,
+    faultWindow: [200, 2_500],
+    fault: async () => {
+      const ended = await (await pgAdmin()).terminateBackends(deployment.pgPrefix!);
+      return {
+        checks: [
+          {
+            name: "backends terminated",
+            expected: "≥ 1 per repetition",
+            observed: `${ended}`,
+            pass: ended > 0,
+          },
+        ],
+      };
+    },
+  }),
+  (deployment) => {
+    const alive = deployment
+      .processes()
+      .every((p) => p.child.exitCode === null && p.child.signalCode === null);
+    return [
+      {
+        name: "processes stay up and reconnect",
+        expected: "every api and worker process still running",
+        observed: alive ? "all running" : "a process exited",
+        pass: alive,
+      },
+    ];
+  },
+);
 
 export const processFaultScenarios: Scenario[] = [
   kill9Ingest("embedded"),
