@@ -445,6 +445,16 @@ interface Stand {
   pid: number;
 }
 
+/** A well-formed JSON webhook with Content-Length, over a raw socket like the hostile ones beside it. */
+function postJson(stand: Stand, body: Buffer, timeoutMs: number): Promise<RawAnswer> {
+  return rawExchange(
+    stand.port,
+    requestHead(stand.path, { "Content-Type": "application/json", "Content-Length": String(body.length) }),
+    (socket, count) => socket.write(body, () => count(body.length)),
+    { timeoutMs, afterAnswer: 0 },
+  );
+}
+
 async function withStand(
   env: Record<string, string>,
   use: (stand: Stand, book: CheckBook) => Promise<void>,
@@ -661,15 +671,7 @@ const sizes: Scenario = {
           const id = nextId("at_limit");
           const body = labBody(id, limit);
           ledger.sent(id, body, performance.now());
-          const answer = await rawExchange(
-            stand.port,
-            requestHead(stand.path, {
-              "Content-Type": "application/json",
-              "Content-Length": String(body.length),
-            }),
-            (socket, count) => socket.write(body, () => count(body.length)),
-            { timeoutMs: 15_000, afterAnswer: 0 },
-          );
+          const answer = await postJson(stand, body, 15_000);
           ledger.answered(id, answer.status, performance.now());
           book.add(
             "body exactly at the limit: 202",
@@ -770,15 +772,7 @@ const slow: Scenario = {
               const id = nextId("polite");
               const body = labBody(id, 512);
               ledger.sent(id, body, performance.now());
-              const answer = await rawExchange(
-                stand.port,
-                requestHead(stand.path, {
-                  "Content-Type": "application/json",
-                  "Content-Length": String(body.length),
-                }),
-                (socket, count) => socket.write(body, () => count(body.length)),
-                { timeoutMs: 10_000, afterAnswer: 0 },
-              );
+              const answer = await postJson(stand, body, 10_000);
               ledger.answered(id, answer.status, performance.now());
               if (answer.status === 202) politeAccepted += 1;
               promptAnswers.push(
