@@ -6,6 +6,7 @@ import * as logStatusIndex from "./migrations/002-log-status-index.js";
 import * as accounts from "./migrations/003-accounts.js";
 import * as oauthStates from "./migrations/004-oauth-states.js";
 import * as notifications from "./migrations/005-notifications.js";
+import * as queueGroupIndex from "./migrations/006-queue-group-index.js";
 import type { Database } from "./schema.js";
 
 export type { Dialect } from "./dialect.js";
@@ -31,6 +32,7 @@ const migrations: Record<string, (db: Kysely<unknown>, dialect: Dialect) => Prom
   "003-accounts": accounts.up,
   "004-oauth-states": oauthStates.up,
   "005-notifications": notifications.up,
+  "006-queue-group-index": queueGroupIndex.up,
 };
 
 export async function migrateToLatest(storage: Storage): Promise<void> {

@@ -24,6 +24,11 @@ export interface EmbeddedQueueOptions {
 
 type Ack = { id: string; outcome: JobOutcome };
 
+/** A claim round asks at most this many endpoints; more are served in the next round, at once. */
+const MAX_GROUPS_PER_FILL = 32;
+/** How often the table is scanned for groups this process has not been told about (expired leases). */
+const DISCOVER_EVERY_MS = 5_000;
+
 /**
  * Durable queue stored in the same SQLite database as the logs. Job rows are written in the ingest
  * transaction, so a committed log always has its job. A consumer claims due jobs by leasing them; jobs
@@ -47,6 +52,18 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
    * once; otherwise new work wakes the loop itself, and a claim that finds nothing is a wasted write.
    */
   #backlogPossible = true;
+  /**
+   * Endpoints (groups) that may have jobs, with the earliest time one may be due. Jobs are claimed per
+   * group through the (queue, group_key, run_at) index, so a backlog behind a saturated or hung endpoint
+   * is never scanned by the claims of the others. Filled by enqueues, retries and a periodic discovery
+   * from the table (the source of truth; it also catches leases that expired).
+   */
+  readonly #groups = new Map<string, number>();
+  /** Bumped by every note, so an exhausted claim does not forget a group that got work meanwhile. */
+  readonly #groupNotes = new Map<string, number>();
+  /** Groups that may hold jobs due later (retries, discovered rows): exhaustion checks the table first. */
+  readonly #mayHaveFuture = new Set<string>();
+  #discoveredAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: EmbeddedQueueOptions) {
     this.#opts = { queueName: "delivery", pollIntervalMs: 250, ...options };
@@ -58,13 +75,39 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     return this.#insertQueries(jobs);
   }
 
-  async afterCommit(): Promise<void> {
+  async afterCommit(jobs: readonly DeliveryJob[]): Promise<void> {
+    for (const job of jobs) this.#noteWork(job.endpointId, job.runAtMs);
     this.#wake();
   }
 
   async enqueue(jobs: readonly DeliveryJob[]): Promise<void> {
     await this.#opts.storage.executeBatch(this.#insertQueries(jobs));
+    for (const job of jobs) this.#noteWork(job.endpointId, job.runAtMs);
     this.#wake();
+  }
+
+  #noteWork(group: string, runAtMs: number): void {
+    const known = this.#groups.get(group);
+    if (known === undefined || runAtMs < known) this.#groups.set(group, runAtMs);
+    if (runAtMs > this.#opts.clock.now()) this.#mayHaveFuture.add(group);
+    this.#groupNotes.set(group, (this.#groupNotes.get(group) ?? 0) + 1);
+  }
+
+  /** Every group with a job that is not leased, and when its first one is due. */
+  async #discover(): Promise<void> {
+    this.#discoveredAt = performance.now();
+    const now = this.#opts.clock.now();
+    const rows = await this.#opts.db
+      .selectFrom("queue_jobs")
+      .select((eb) => ["group_key", eb.fn.min("run_at").as("next")])
+      .where("queue", "=", this.#opts.queueName)
+      .where("locked_until", "<=", now)
+      .groupBy("group_key")
+      .execute();
+    for (const row of rows) {
+      this.#noteWork(row.group_key, Number(row.next));
+      this.#mayHaveFuture.add(row.group_key);
+    }
   }
 
   async startConsumer(handler: JobHandler): Promise<void> {
@@ -85,6 +128,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   async runOnce(handler: JobHandler | undefined = this.#handler): Promise<number> {
     if (!handler) throw new Error("runOnce needs a handler");
     this.#handler = handler;
+    this.#discoveredAt = Number.NEGATIVE_INFINITY;
     const claimed = await this.#fill();
     await Promise.all(this.#inFlight.values());
     await this.#acks.flush();
@@ -190,44 +234,89 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       this.#backlogPossible = true;
       return 0;
     }
+    if (performance.now() - this.#discoveredAt > DISCOVER_EVERY_MS) await this.#discover();
     const now = this.#opts.clock.now();
-    const saturated = [...this.#inFlightPerGroup]
-      .filter(([, count]) => count >= this.#opts.groupConcurrency)
-      .map(([group]) => group);
-    const claimed = await this.#opts.db
-      .updateTable("queue_jobs")
-      .set({ locked_until: now + this.#opts.leaseMs })
-      .where("id", "in", (eb) => {
-        let due = eb
-          .selectFrom("queue_jobs")
-          .select("id")
-          .where("queue", "=", this.#opts.queueName)
-          .where("run_at", "<=", now)
-          .where("locked_until", "<=", now);
-        if (saturated.length > 0) due = due.where("group_key", "not in", saturated);
-        return due.orderBy("run_at").limit(capacity);
-      })
-      .returning(["id", "group_key"])
-      .execute();
-
-    const excess: string[] = [];
-    for (const job of claimed) {
-      const running = this.#inFlightPerGroup.get(job.group_key) ?? 0;
-      if (running >= this.#opts.groupConcurrency) {
-        excess.push(job.id);
+    const { groupConcurrency } = this.#opts;
+    // Due groups with a free slot, in round-robin order (served groups move to the back).
+    const plan: { group: string; limit: number; notes: number }[] = [];
+    let left = capacity;
+    let dueButFull = false;
+    for (const [group, dueAt] of this.#groups) {
+      if (dueAt > now) continue;
+      const free = groupConcurrency - (this.#inFlightPerGroup.get(group) ?? 0);
+      if (free <= 0) {
+        dueButFull = true;
         continue;
       }
-      this.#start(job.id, job.group_key);
+      if (left === 0 || plan.length === MAX_GROUPS_PER_FILL) break;
+      const limit = Math.min(free, left);
+      plan.push({ group, limit, notes: this.#groupNotes.get(group) ?? 0 });
+      left -= limit;
     }
-    this.#backlogPossible = claimed.length === capacity || saturated.length > 0 || excess.length > 0;
-    if (excess.length > 0) {
-      await this.#opts.db
-        .updateTable("queue_jobs")
-        .set({ locked_until: 0 })
-        .where("id", "in", excess)
-        .execute();
+    if (plan.length === 0) {
+      // A saturated group with due jobs gets its next claim when one of its slots frees up.
+      this.#backlogPossible = dueButFull;
+      return 0;
     }
-    return claimed.length - excess.length;
+    const lockedUntil = now + this.#opts.leaseMs;
+    const results = await Promise.all(
+      plan.map(({ group, limit }) =>
+        this.#opts.db
+          .updateTable("queue_jobs")
+          .set({ locked_until: lockedUntil })
+          .where("id", "in", (eb) =>
+            eb
+              .selectFrom("queue_jobs")
+              .select("id")
+              .where("queue", "=", this.#opts.queueName)
+              .where("group_key", "=", group)
+              .where("run_at", "<=", now)
+              .where("locked_until", "<=", now)
+              .orderBy("run_at")
+              .limit(limit),
+          )
+          .returning(["id", "group_key"])
+          .execute(),
+      ),
+    );
+    let claimed = 0;
+    let more = left === 0 || plan.length === MAX_GROUPS_PER_FILL || dueButFull;
+    const exhausted: { group: string; notes: number }[] = [];
+    plan.forEach(({ group, limit, notes }, index) => {
+      const rows = results[index]!;
+      for (const job of rows) this.#start(job.id, job.group_key);
+      claimed += rows.length;
+      this.#groups.delete(group);
+      if (rows.length === limit) {
+        this.#groups.set(group, now); // maybe more: back of the line
+        more = true;
+      } else exhausted.push({ group, notes });
+    });
+    for (const { group, notes } of exhausted) {
+      // Work noted while the claim ran: keep the group.
+      if ((this.#groupNotes.get(group) ?? 0) !== notes) {
+        this.#groups.set(group, this.#groups.get(group) ?? now);
+        continue;
+      }
+      if (!this.#mayHaveFuture.has(group)) continue;
+      const next = await this.#nextDue(group, now);
+      if (next === null) this.#mayHaveFuture.delete(group);
+      else this.#noteWork(group, next);
+    }
+    this.#backlogPossible = more;
+    return claimed;
+  }
+
+  /** When the group's next job that is not leased is due, or null if it has none. */
+  async #nextDue(group: string, now: number): Promise<number | null> {
+    const row = await this.#opts.db
+      .selectFrom("queue_jobs")
+      .select((eb) => eb.fn.min("run_at").as("next"))
+      .where("queue", "=", this.#opts.queueName)
+      .where("group_key", "=", group)
+      .where("locked_until", "<=", now)
+      .executeTakeFirst();
+    return row?.next === null || row?.next === undefined ? null : Number(row.next);
   }
 
   #start(id: string, group: string): void {
@@ -243,6 +332,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         return { kind: "retry", runAtMs: this.#opts.clock.now() + 30_000 };
       })
       .then((outcome) => {
+        if (outcome.kind === "retry") this.#noteWork(group, outcome.runAtMs);
         // The slot is free once the handler is done; the job stays leased until its ack commits, so it
         // cannot be claimed again meanwhile (and after a crash it runs again, which the handler tolerates).
         this.#acks.submit({ id, outcome }).catch((error: unknown) => {
