@@ -136,7 +136,10 @@ async function main(): Promise<void> {
     console.error(`unknown scenario(s): ${unknown.join(", ")}\nknown: ${ALL.map((s) => s.id).join(", ")}`);
     process.exit(2);
   }
-  const chosen = ALL.filter((s) => (only ? only.includes(s.id) : !quick || s.quick));
+  // --only runs the scenarios in the order given.
+  const chosen = only
+    ? only.map((id) => ALL.find((s) => s.id === id)!)
+    : ALL.filter((s) => !quick || s.quick);
   const ctx: LabContext = {
     quick,
     random: seeded(seed),
