@@ -1,7 +1,8 @@
 /**
  * The fault lab: `npm run lab` (full: every scenario ≥ 20 times, writes docs/reliability.md) and
  * `npm run test:faults:quick` (every quick scenario 3 times; CI runs it). Flags: --quick, --only=id1,id2,
- * --seed=N (LAB_SEED works too), --write (write docs/reliability.md from a quick or partial run too).
+ * --seed=N (LAB_SEED works too), --write (write docs/reliability.md from a quick or partial run too),
+ * --report (render docs/reliability.md from docs/reliability.json without running anything).
  * Exits 1 when any scenario fails, so a void run can never pass.
  */
 import { execFileSync } from "node:child_process";
@@ -104,7 +105,8 @@ function report(results: RecordedResult[]) {
     lines.push(`## ${r.title} (\`${r.id}\`)`);
     lines.push("");
     lines.push(
-      `${r.pass ? "Pass" : "**Fail**"}; ${r.repetitions} repetitions in ${Math.round(r.durationMs / 1000)} s.`,
+      `${r.pass ? "Pass" : "**Fail**"}; ${r.repetitions} repetitions in ${Math.round(r.durationMs / 1000)} s ` +
+        `(${r.run.quick ? "quick" : "full"} run of ${r.run.at}, commit ${r.run.commit}, seed ${r.run.seed}).`,
     );
     lines.push("");
     lines.push("| Check | Expected | Observed | |");
@@ -128,6 +130,11 @@ function report(results: RecordedResult[]) {
 
 async function main(): Promise<void> {
   installCleanup();
+  // --report: render docs/reliability.md again from docs/reliability.json, running nothing.
+  if (process.argv.includes("--report")) {
+    writeFileSync(join(REPO_DIR, "docs/reliability.md"), report(mergeResults([])));
+    return;
+  }
   const quick = process.argv.includes("--quick");
   const only = flag("only")?.split(",").filter(Boolean);
   const seed = Number(flag("seed") ?? process.env.LAB_SEED ?? Date.now() % 1_000_000);
