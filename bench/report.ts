@@ -237,19 +237,9 @@ export interface S8Result {
   pairRatios: number[];
 }
 
-export interface S1ScaleResult {
-  connections: number;
-  warmupSeconds: number;
-  measureSeconds: number;
-  runs: S1Run[];
-  discarded: S1Run[];
+export interface S1ScaleResult extends S1Result {
   /** "interleaved": baseline runs alternate with Mitte runs here; "s1": time ran short, S1's median is reused. */
   baselineSource: "interleaved" | "s1";
-  baseline: Spread;
-  mitte: Spread;
-  ratio: number;
-  mitteNon2xx: number;
-  mitteErrors: number;
 }
 
 export interface S4ScaleRun {

@@ -62,6 +62,7 @@ import {
   type S4ScaleResult,
   type S4ScaleRun,
   type ScaleReport,
+  type Spread,
   type Verdict,
 } from "./report.js";
 import { runS3, s3Verdict } from "./s3.js";
@@ -293,6 +294,24 @@ function toS1Run(
   return run;
 }
 
+/** S1's figures from its rounds: Mitte's spread over the runs of `target`, the ratio, Mitte's errors. */
+function s1Figures(runs: S1Run[], discarded: S1Run[], baseline: Spread, target: S1Run["target"]): S1Result {
+  const mitteRuns = runs.filter((r) => r.target === target);
+  const mitte = spread(mitteRuns.map((r) => r.reqPerSec));
+  return {
+    connections: S1_CONNECTIONS,
+    warmupSeconds: S1_WARMUP_S,
+    measureSeconds: S1_MEASURE_S,
+    runs,
+    discarded,
+    baseline,
+    mitte,
+    ratio: mitte.median / baseline.median,
+    mitteNon2xx: mitteRuns.reduce((sum, r) => sum + r.non2xx, 0),
+    mitteErrors: mitteRuns.reduce((sum, r) => sum + r.errors, 0),
+  };
+}
+
 async function runS1(): Promise<S1Result> {
   section(
     `S1 ingest throughput — autocannon, ${S1_CONNECTIONS} connections, ${S1_WARMUP_S} s warm-up + ${S1_MEASURE_S} s`,
@@ -313,20 +332,8 @@ async function runS1(): Promise<S1Result> {
     }
   }
   const baseline = spread(runs.filter((r) => r.target === "baseline").map((r) => r.reqPerSec));
-  const mitte = spread(runs.filter((r) => r.target === "mitte").map((r) => r.reqPerSec));
-  const mitteRuns = runs.filter((r) => r.target === "mitte");
-  const result: S1Result = {
-    connections: S1_CONNECTIONS,
-    warmupSeconds: S1_WARMUP_S,
-    measureSeconds: S1_MEASURE_S,
-    runs,
-    discarded,
-    baseline,
-    mitte,
-    ratio: mitte.median / baseline.median,
-    mitteNon2xx: mitteRuns.reduce((sum, r) => sum + r.non2xx, 0),
-    mitteErrors: mitteRuns.reduce((sum, r) => sum + r.errors, 0),
-  };
+  const result = s1Figures(runs, discarded, baseline, "mitte");
+  const { mitte } = result;
   log(
     `baseline median ${fmtInt(baseline.median)} req/s (range ${fmtInt(baseline.min)}–${fmtInt(baseline.max)})`,
   );
@@ -991,21 +998,11 @@ async function runS1Scale(s1: S1Result | undefined, infra: ScaleInfra): Promise<
     interleaved || !s1
       ? spread(runs.filter((r) => r.target === "baseline").map((r) => r.reqPerSec))
       : s1.baseline;
-  const mitteRuns = runs.filter((r) => r.target === "mitte-api");
-  const mitte = spread(mitteRuns.map((r) => r.reqPerSec));
   const result: S1ScaleResult = {
-    connections: S1_CONNECTIONS,
-    warmupSeconds: S1_WARMUP_S,
-    measureSeconds: S1_MEASURE_S,
-    runs,
-    discarded,
+    ...s1Figures(runs, discarded, baseline, "mitte-api"),
     baselineSource: interleaved ? "interleaved" : "s1",
-    baseline,
-    mitte,
-    ratio: mitte.median / baseline.median,
-    mitteNon2xx: mitteRuns.reduce((sum, r) => sum + r.non2xx, 0),
-    mitteErrors: mitteRuns.reduce((sum, r) => sum + r.errors, 0),
   };
+  const { mitte } = result;
   log(
     `baseline median ${fmtInt(baseline.median)} req/s (range ${fmtInt(baseline.min)}–${fmtInt(baseline.max)})${
       interleaved ? "" : ", from S1"
