@@ -7,6 +7,7 @@ import * as accounts from "./migrations/003-accounts.js";
 import * as oauthStates from "./migrations/004-oauth-states.js";
 import * as notifications from "./migrations/005-notifications.js";
 import * as queueGroupIndex from "./migrations/006-queue-group-index.js";
+import * as dropQueueDueIndex from "./migrations/007-drop-queue-due-index.js";
 import type { Database } from "./schema.js";
 
 export type { Dialect } from "./dialect.js";
@@ -33,6 +34,7 @@ const migrations: Record<string, (db: Kysely<unknown>, dialect: Dialect) => Prom
   "004-oauth-states": oauthStates.up,
   "005-notifications": notifications.up,
   "006-queue-group-index": queueGroupIndex.up,
+  "007-drop-queue-due-index": dropQueueDueIndex.up,
 };
 
 export async function migrateToLatest(storage: Storage): Promise<void> {

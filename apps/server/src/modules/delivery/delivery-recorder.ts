@@ -1,5 +1,6 @@
 import type { CompiledQuery } from "kysely";
 import { BatchWriter } from "../../lib/batch-writer.js";
+import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
 import type { LogStatus, NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 
@@ -34,34 +35,61 @@ export type DeliveryEvent =
  * Group-commits delivery bookkeeping: status changes and attempt rows of many concurrent deliveries go
  * to the database in one transaction, in the order they happened.
  */
+/** The columns of an attempt row, in the order the insert lists them. */
+export const ATTEMPT_COLUMNS = [
+  "id",
+  "log_id",
+  "attempt",
+  "started_at",
+  "duration_ms",
+  "target_url",
+  "request_headers",
+  "outcome",
+  "response_status",
+  "response_headers",
+  "response_body",
+  "response_truncated",
+  "error_kind",
+  "error_message",
+] as const satisfies readonly (keyof AttemptRecord)[];
+
+type FinishedEvent = Extract<DeliveryEvent, { kind: "finished" }>;
+
+/**
+ * Group-commits delivery bookkeeping: status changes and attempt rows of many concurrent deliveries go
+ * to the database in one transaction, in the order they happened.
+ */
 export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEvent> {
   const { db } = storage;
+  // Attempt rows depend on nothing else in the batch: one multi-row insert (14 columns a row).
+  const attemptInserts = new InsertTemplate<AttemptRecord>(
+    (rows) => db.insertInto("delivery_attempts").values(rows),
+    ATTEMPT_COLUMNS,
+    200,
+  );
+  // By id only: a status condition here makes SQLite pick the status index and scan every waiting
+  // log. The handler never starts a finished log, and events apply in order, so none is needed.
+  const markStarted = new QueryTemplate<{ ids: string[]; atMs: number }>({
+    build: ({ ids, atMs }) =>
+      db.updateTable("webhook_logs").set({ status: "delivering", updated_at: atMs }).where("id", "in", ids),
+    shape: ({ ids }) => ids.length,
+    parameters: ({ ids, atMs }) => ["delivering", atMs, ...ids],
+  });
+  const markFinished = new QueryTemplate<FinishedEvent>({
+    build: (event) =>
+      db.updateTable("webhook_logs").set(finishedColumns(event)).where("id", "=", event.attempt.log_id),
+    shape: () => 0,
+    parameters: (event) => [...Object.values(finishedColumns(event)), event.attempt.log_id],
+  });
   return new BatchWriter<DeliveryEvent>(
     async (events) => {
-      const statements: CompiledQuery[] = [];
-      // Attempt rows depend on nothing else in the batch: one multi-row insert (15 columns a row).
       const attempts = events.flatMap((event) => (event.kind === "finished" ? [event.attempt] : []));
-      for (let start = 0; start < attempts.length; start += 200) {
-        statements.push(
-          db
-            .insertInto("delivery_attempts")
-            .values(attempts.slice(start, start + 200))
-            .compile(),
-        );
-      }
+      const statements: CompiledQuery[] = attemptInserts.compile(attempts);
       let started: string[] = [];
       let startedAt = 0;
       const flushStarted = () => {
         if (started.length === 0) return;
-        // By id only: a status condition here makes SQLite pick the status index and scan every waiting
-        // log. The handler never starts a finished log, and events apply in order, so none is needed.
-        statements.push(
-          db
-            .updateTable("webhook_logs")
-            .set({ status: "delivering", updated_at: startedAt })
-            .where("id", "in", started)
-            .compile(),
-        );
+        statements.push(markStarted.compile({ ids: started, atMs: startedAt }));
         started = [];
       };
       for (const event of events) {
@@ -71,21 +99,7 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
           continue;
         }
         flushStarted();
-        const { attempt } = event;
-        const update: Partial<NewWebhookLog> = {
-          status: event.status,
-          attempt_count: attempt.attempt,
-          next_attempt_at: event.nextAttemptAt,
-          response_status: attempt.response_status,
-          error_kind: attempt.error_kind,
-          error_message: attempt.error_message,
-          duration_ms: attempt.duration_ms,
-          updated_at: event.atMs,
-          completed_at: event.status === "retrying" ? null : event.atMs,
-        };
-        statements.push(
-          db.updateTable("webhook_logs").set(update).where("id", "=", attempt.log_id).compile(),
-        );
+        statements.push(markFinished.compile(event));
       }
       flushStarted();
       await storage.executeBatch(statements);
@@ -96,4 +110,20 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
       maxInFlight: storage.dialect === "sqlite" ? 2 : 1,
     },
   );
+}
+
+/** What a finished attempt sets on its log; every key is always present, so the SQL never changes. */
+function finishedColumns(event: FinishedEvent) {
+  const { attempt } = event;
+  return {
+    status: event.status,
+    attempt_count: attempt.attempt,
+    next_attempt_at: event.nextAttemptAt,
+    response_status: attempt.response_status,
+    error_kind: attempt.error_kind,
+    error_message: attempt.error_message,
+    duration_ms: attempt.duration_ms,
+    updated_at: event.atMs,
+    completed_at: event.status === "retrying" ? null : event.atMs,
+  } satisfies Partial<NewWebhookLog>;
 }

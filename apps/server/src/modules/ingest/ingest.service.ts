@@ -4,6 +4,7 @@ import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { DeliveryJob, DeliveryQueue } from "../../queue/queue.js";
+import { InsertTemplate } from "../../storage/query-template.js";
 import type { NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory, EndpointSnapshot } from "../endpoints/endpoint-directory.js";
@@ -48,6 +49,31 @@ export interface IncomingWebhook {
   body: Buffer;
 }
 
+/** The columns of a new log, in the order `accept` fills them. */
+export const LOG_COLUMNS = [
+  "id",
+  "user_id",
+  "endpoint_id",
+  "method",
+  "query",
+  "request_headers",
+  "request_body",
+  "request_size",
+  "source",
+  "is_test",
+  "status",
+  "attempt_count",
+  "max_attempts",
+  "next_attempt_at",
+  "response_status",
+  "error_kind",
+  "error_message",
+  "duration_ms",
+  "created_at",
+  "updated_at",
+  "completed_at",
+] as const satisfies readonly (keyof NewWebhookLog)[];
+
 interface PendingLog {
   row: NewWebhookLog;
   job: DeliveryJob | null;
@@ -57,20 +83,17 @@ interface PendingLog {
 export function createIngestService(deps: IngestServiceDeps) {
   const { storage, clock, newId, queue, directory, usage } = deps;
 
+  // 21 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
+  const logInserts = new InsertTemplate<NewWebhookLog>(
+    (rows) => storage.db.insertInto("webhook_logs").values(rows),
+    LOG_COLUMNS,
+    200,
+  );
   const writer = new BatchWriter<PendingLog>(
     async (items) => {
       const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
       const { db } = storage;
-      const statements: CompiledQuery[] = [];
-      // 21 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
-      for (let start = 0; start < items.length; start += 200) {
-        statements.push(
-          db
-            .insertInto("webhook_logs")
-            .values(items.slice(start, start + 200).map((item) => item.row))
-            .compile(),
-        );
-      }
+      const statements: CompiledQuery[] = logInserts.compile(items.map((item) => item.row));
       const perUser = new Map<string, number>();
       for (const item of items) {
         if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
@@ -94,9 +117,11 @@ export function createIngestService(deps: IngestServiceDeps) {
       await storage.executeBatch(statements);
       await queue.afterCommit(jobs);
     },
-    // SQLite has one writer: two batches in flight keep its thread busy. PostgreSQL commits concurrent
-    // transactions on separate connections, so more batches overlap their commit round trips.
-    { maxBatch: deps.maxBatch ?? 500, maxInFlight: storage.dialect === "postgres" ? 4 : 2 },
+    // SQLite has one writer and runs batches one after another anyway: a second batch in flight only
+    // waited behind the first, and split the waiting requests into two smaller commits (each commit
+    // rewrites the last page of every index it touches). PostgreSQL commits concurrent transactions on
+    // separate connections, so there batches overlap their commit round trips.
+    { maxBatch: deps.maxBatch ?? 500, maxInFlight: storage.dialect === "postgres" ? 4 : 1 },
   );
 
   function quotaRetryAfterSeconds(nowMs: number): number {

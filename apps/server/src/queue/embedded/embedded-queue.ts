@@ -1,8 +1,9 @@
-import type { CompiledQuery, Kysely } from "kysely";
+import type { CompiledQuery, Insertable, Kysely } from "kysely";
 import type { Logger } from "pino";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
-import type { Database } from "../../storage/schema.js";
+import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
+import type { Database, QueueJobsTable } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
 
@@ -64,6 +65,27 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   /** Groups that may hold jobs due later (retries, discovered rows): exhaustion checks the table first. */
   readonly #mayHaveFuture = new Set<string>();
   #discoveredAt = Number.NEGATIVE_INFINITY;
+  // 6 columns a row; stay well below SQLite's bound-parameter limit.
+  readonly #jobInserts = new InsertTemplate<Insertable<QueueJobsTable>>(
+    (rows) =>
+      this.#opts.db
+        .insertInto("queue_jobs")
+        .values(rows)
+        .onConflict((oc) => oc.column("id").doNothing()),
+    ["id", "queue", "group_key", "run_at", "locked_until", "created_at"],
+    1000,
+  );
+  readonly #jobDeletes = new QueryTemplate<string[]>({
+    build: (ids) => this.#opts.db.deleteFrom("queue_jobs").where("id", "in", ids),
+    shape: (ids) => ids.length,
+    parameters: (ids) => ids,
+  });
+  readonly #jobReschedules = new QueryTemplate<{ id: string; runAtMs: number }>({
+    build: ({ id, runAtMs }) =>
+      this.#opts.db.updateTable("queue_jobs").set({ run_at: runAtMs, locked_until: 0 }).where("id", "=", id),
+    shape: () => 0,
+    parameters: ({ id, runAtMs }) => [runAtMs, 0, id],
+  });
 
   constructor(options: EmbeddedQueueOptions) {
     this.#opts = { queueName: "delivery", pollIntervalMs: 250, ...options };
@@ -166,26 +188,17 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
 
   #insertQueries(jobs: readonly DeliveryJob[]): CompiledQuery[] {
     const now = this.#opts.clock.now();
-    const rows = jobs.map((job) => ({
-      id: job.logId,
-      queue: this.#opts.queueName,
-      group_key: job.endpointId,
-      run_at: job.runAtMs,
-      locked_until: 0,
-      created_at: now,
-    }));
-    const queries: CompiledQuery[] = [];
-    // 6 columns a row; stay well below SQLite's bound-parameter limit.
-    for (let start = 0; start < rows.length; start += 1000) {
-      queries.push(
-        this.#opts.db
-          .insertInto("queue_jobs")
-          .values(rows.slice(start, start + 1000))
-          .onConflict((oc) => oc.column("id").doNothing())
-          .compile(),
-      );
-    }
-    return queries;
+    const queue = this.#opts.queueName;
+    return this.#jobInserts.compile(
+      jobs.map((job) => ({
+        id: job.logId,
+        queue,
+        group_key: job.endpointId,
+        run_at: job.runAtMs,
+        locked_until: 0,
+        created_at: now,
+      })),
+    );
   }
 
   async #run(): Promise<void> {
@@ -350,26 +363,14 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   }
 
   async #applyAcks(acks: Ack[]): Promise<void> {
-    const { db } = this.#opts;
     const done = acks.filter((ack) => ack.outcome.kind === "done").map((ack) => ack.id);
     const queries: CompiledQuery[] = [];
     for (let start = 0; start < done.length; start += 500) {
-      queries.push(
-        db
-          .deleteFrom("queue_jobs")
-          .where("id", "in", done.slice(start, start + 500))
-          .compile(),
-      );
+      queries.push(this.#jobDeletes.compile(done.slice(start, start + 500)));
     }
     for (const ack of acks) {
       if (ack.outcome.kind !== "retry") continue;
-      queries.push(
-        db
-          .updateTable("queue_jobs")
-          .set({ run_at: ack.outcome.runAtMs, locked_until: 0 })
-          .where("id", "=", ack.id)
-          .compile(),
-      );
+      queries.push(this.#jobReschedules.compile({ id: ack.id, runAtMs: ack.outcome.runAtMs }));
     }
     await this.#opts.storage.executeBatch(queries);
   }
