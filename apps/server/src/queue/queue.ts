@@ -21,7 +21,10 @@ export interface DeliveryQueue {
    * log and its job commit together; a broker-backed queue returns none and acts in `afterCommit`.
    */
   stage(jobs: readonly DeliveryJob[]): CompiledQuery[];
-  /** Called once the transaction committed: hands jobs to a broker, or wakes local consumers. */
+  /**
+   * Called once the transaction committed: hands jobs to a broker, or wakes local consumers. Never
+   * rejects: the logs are stored, and a broker that refuses them now leaves them to the reconciler.
+   */
   afterCommit(jobs: readonly DeliveryJob[]): Promise<void>;
   /** Enqueue outside an ingest transaction (replay, resume of a paused endpoint). */
   enqueue(jobs: readonly DeliveryJob[]): Promise<void>;

@@ -95,6 +95,36 @@ describe(`Storage contract (${testMode})`, () => {
     ).toEqual([{ request_count: 1 }]);
   });
 
+  it("an independent batch applies every statement or none", async () => {
+    const user = await h.createUser();
+    const { db } = h;
+    const usage = (period: string, count: number) =>
+      db
+        .insertInto("usage_counters")
+        .values({ user_id: user.userId, period, request_count: count })
+        .onConflict((oc) => oc.columns(["user_id", "period"]).doUpdateSet({ request_count: count }))
+        .compile();
+    const collide = db
+      .insertInto("usage_counters")
+      .values({ user_id: user.userId, period: "2031-02", request_count: 9 })
+      .compile();
+    await h.deps.storage.executeBatch([usage("2031-01", 1), usage("2031-02", 2)], { independent: true });
+    // The third statement fails (its row exists): the first must not apply either.
+    await expect(
+      h.deps.storage.executeBatch([usage("2031-01", 5), usage("2031-03", 3), collide], { independent: true }),
+    ).rejects.toThrow();
+    const rows = await db
+      .selectFrom("usage_counters")
+      .select(["period", "request_count"])
+      .where("user_id", "=", user.userId)
+      .orderBy("period")
+      .execute();
+    expect(rows).toEqual([
+      { period: "2031-01", request_count: 1 },
+      { period: "2031-02", request_count: 2 },
+    ]);
+  });
+
   it("counts come back as numbers", async () => {
     await h.createUser();
     const row = await h.db

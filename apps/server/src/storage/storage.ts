@@ -22,8 +22,17 @@ export interface Storage {
    * Runs compiled write statements atomically. The hot paths (group commit) build their statements
    * first and send them in one go: one round trip to SQLite's thread instead of one per statement.
    */
-  executeBatch(queries: readonly CompiledQuery[]): Promise<void>;
+  executeBatch(queries: readonly CompiledQuery[], options?: BatchOptions): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface BatchOptions {
+  /**
+   * No statement reads or writes a row another one writes (e.g. inserts of new rows into different
+   * tables, plus one upsert per key). PostgreSQL then runs them as one statement: one round trip and
+   * no BEGIN/COMMIT, instead of four or more.
+   */
+  independent?: boolean;
 }
 
 /** Migrations are code, ordered by name; each receives the dialect for the few types that differ. */

@@ -89,6 +89,8 @@ export function createIngestService(deps: IngestServiceDeps) {
     LOG_COLUMNS,
     200,
   );
+  /** Jobs being handed to the queue after their logs committed; flush() waits for them. */
+  const handovers = new Set<Promise<void>>();
   const writer = new BatchWriter<PendingLog>(
     async (items) => {
       const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
@@ -113,9 +115,16 @@ export function createIngestService(deps: IngestServiceDeps) {
         );
       }
       statements.push(...queue.stage(jobs));
-      // Logs, usage and (embedded) jobs commit together, in one round trip.
-      await storage.executeBatch(statements);
-      await queue.afterCommit(jobs);
+      // Logs, usage and (embedded) jobs commit together, in one round trip. They are new rows, and one
+      // usage upsert per user: independent statements, which PostgreSQL runs as a single one.
+      await storage.executeBatch(statements, { independent: true });
+      // Committed: the 202s need not wait for the broker. Should handing the jobs over fail, the logs
+      // stay queued and the reconciler enqueues them (afterCommit logs that; it does not reject).
+      const handover: Promise<void> = queue
+        .afterCommit(jobs)
+        .catch(() => {})
+        .finally(() => handovers.delete(handover));
+      handovers.add(handover);
     },
     // SQLite has one writer and runs batches one after another anyway: a second batch in flight only
     // waited behind the first, and split the waiting requests into two smaller commits (each commit
@@ -213,9 +222,10 @@ export function createIngestService(deps: IngestServiceDeps) {
       return { outcome: "accepted", logId: id };
     },
 
-    /** Waits for every accepted webhook to be committed (shutdown, tests). */
-    flush(): Promise<void> {
-      return writer.flush();
+    /** Waits for every accepted webhook to be committed and handed to the queue (shutdown, tests). */
+    async flush(): Promise<void> {
+      await writer.flush();
+      await Promise.all(handovers);
     },
   };
 }

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from "kysely";
+import { CompiledQuery, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import type { Database } from "../schema.js";
@@ -52,8 +52,13 @@ export function openPostgresStorage(options: PostgresOptions): Storage {
   return {
     db,
     dialect: "postgres",
-    async executeBatch(queries) {
+    async executeBatch(queries, options) {
       if (queries.length === 0) return;
+      // One statement is a transaction of its own; independent ones can be made into one statement.
+      if (queries.length === 1 || options?.independent) {
+        await db.executeQuery(queries.length === 1 ? queries[0]! : combineStatements(queries));
+        return;
+      }
       await db.transaction().execute(async (trx) => {
         for (const query of queries) await trx.executeQuery(query);
       });
@@ -63,4 +68,32 @@ export function openPostgresStorage(options: PostgresOptions): Storage {
       await db.destroy();
     },
   };
+}
+
+/**
+ * Independent write statements as one: each becomes a data-modifying CTE, which PostgreSQL runs to
+ * completion even though nothing refers to it, all in one implicit transaction. Placeholders are
+ * renumbered to follow one another; a statement whose placeholders do not match its parameters (a
+ * literal "$n" in its text, say) is refused rather than guessed at.
+ */
+export function combineStatements(queries: readonly CompiledQuery[]): CompiledQuery {
+  const parts: string[] = [];
+  const parameters: unknown[] = [];
+  queries.forEach((query, index) => {
+    const offset = parameters.length;
+    let highest = 0;
+    const sql = query.sql.replace(/\$(\d+)/g, (_match, digits: string) => {
+      const n = Number(digits);
+      highest = Math.max(highest, n);
+      return `$${n + offset}`;
+    });
+    if (highest !== query.parameters.length) {
+      throw new Error(
+        `statement ${index} has ${query.parameters.length} parameters but refers to $${highest}`,
+      );
+    }
+    parts.push(`s${index} as (${sql})`);
+    parameters.push(...query.parameters);
+  });
+  return CompiledQuery.raw(`with ${parts.join(", ")} select 1`, parameters);
 }

@@ -26,6 +26,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   return {
     db,
     dialect: "sqlite",
+    // Always one transaction on SQLite's thread, which is what `independent` allows anyway.
     async executeBatch(queries) {
       if (queries.length === 0) return;
       // The batch is one message, atomic on SQLite's thread, which handles messages in order. The mutex
