@@ -105,9 +105,10 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
       await storage.executeBatch(statements);
     },
     {
-      // Events of one log must apply in order. SQLite's thread executes batches in the order they are sent,
-      // so two may be in flight; PostgreSQL could commit overlapping batches out of order, so one.
-      maxInFlight: storage.dialect === "sqlite" ? 2 : 1,
+      // Events of one log must apply in order, so batches apply one after another. (SQLite's thread would
+      // keep the order of two in flight, but the second only waited behind the first, and splitting the
+      // waiting events into more, smaller commits cost S4 a sixth of its delivery rate.)
+      maxInFlight: 1,
     },
   );
 }
