@@ -11,7 +11,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { ATTEMPT_COLUMNS, type AttemptRecord } from "../modules/delivery/delivery-recorder.js";
 import { LOG_COLUMNS } from "../modules/ingest/ingest.service.js";
-import { InsertTemplate, QueryTemplate } from "./query-template.js";
+import { InsertTemplate, padToPowerOfTwo, powerOfTwoChunks, QueryTemplate } from "./query-template.js";
 import type { Database, NewWebhookLog } from "./schema.js";
 
 function compilerOnly(dialect: "sqlite" | "postgres"): Kysely<Database> {
@@ -73,23 +73,39 @@ function attemptRow(n: number): AttemptRecord {
   };
 }
 
+describe("statement shapes", () => {
+  it("splits a batch into power-of-two chunks, largest first", () => {
+    expect(powerOfTwoChunks(0, 128)).toEqual([]);
+    expect(powerOfTwoChunks(25, 128)).toEqual([16, 8, 1]);
+    expect(powerOfTwoChunks(128, 128)).toEqual([128]);
+    expect(powerOfTwoChunks(300, 128)).toEqual([128, 128, 32, 8, 4]);
+  });
+
+  it("pads an in-list to a power-of-two length with its last value", () => {
+    expect(padToPowerOfTwo([])).toEqual([]);
+    expect(padToPowerOfTwo(["a"])).toEqual(["a"]);
+    expect(padToPowerOfTwo(["a", "b", "c"])).toEqual(["a", "b", "c", "c"]);
+    expect(padToPowerOfTwo(["a", "b", "c", "d"])).toEqual(["a", "b", "c", "d"]);
+  });
+});
+
 describe.each(["sqlite", "postgres"] as const)("QueryTemplate (%s)", (dialect) => {
   const db = compilerOnly(dialect);
 
-  it("reuses the SQL of each webhook-log batch size and gives what Kysely would compile", () => {
+  it("reuses the SQL of each power-of-two chunk and gives what Kysely would compile", () => {
     const template = new InsertTemplate<NewWebhookLog>(
       (rows) => db.insertInto("webhook_logs").values(rows),
       LOG_COLUMNS,
-      3,
+      4,
     );
-    template.compile([logRow(1), logRow(2), logRow(3), logRow(4)]);
-    const batch = [5, 6, 7, 8].map((n) => logRow(n, { is_test: 1, source: null }));
+    template.compile([1, 2, 3, 4, 5, 6, 7].map((n) => logRow(n)));
+    const batch = [8, 9, 10, 11, 12, 13, 14].map((n) => logRow(n, { is_test: 1, source: null }));
     const reused = template.compile(batch);
-    const expected = [batch.slice(0, 3), batch.slice(3)].map((rows) =>
+    const expected = [batch.slice(0, 4), batch.slice(4, 6), batch.slice(6)].map((rows) =>
       db.insertInto("webhook_logs").values(rows).compile(),
     );
     expect(reused.map((q) => [q.sql, q.parameters])).toEqual(expected.map((q) => [q.sql, q.parameters]));
-    expect(template.reusedShapes).toBe(2);
+    expect(template.reusedShapes).toBe(3);
   });
 
   it("covers every attempt column", () => {

@@ -47,17 +47,23 @@ export class QueryTemplate<Args> {
   }
 }
 
-/** A multi-row INSERT; rows beyond `maxRows` go into further statements. */
+/**
+ * A multi-row INSERT. Rows go into statements of power-of-two sizes up to `maxRows` (a batch of 25 is
+ * 16 + 8 + 1 rows), so a table has a handful of statement shapes rather than one per batch size: SQLite
+ * keeps every prepared statement, and 200 shapes of a 21-column insert held about 38 MB.
+ */
 export class InsertTemplate<Row extends object> {
   readonly #template: QueryTemplate<Row[]>;
+  readonly #maxRows: number;
 
   constructor(
     build: (rows: Row[]) => Compilable,
     /** Every row has exactly these keys; parameters follow this order, row by row. */
     columns: readonly (keyof Row & string)[],
-    /** Rows per statement at most, below SQLite's bound-parameter limit. */
-    private readonly maxRows: number,
+    /** Rows per statement at most (rounded down to a power of two), below SQLite's bound-parameter limit. */
+    maxRows: number,
   ) {
+    this.#maxRows = 2 ** Math.floor(Math.log2(maxRows));
     this.#template = new QueryTemplate<Row[]>({
       build,
       shape: (rows) => rows.length,
@@ -72,8 +78,10 @@ export class InsertTemplate<Row extends object> {
 
   compile(rows: readonly Row[]): CompiledQuery[] {
     const queries: CompiledQuery[] = [];
-    for (let start = 0; start < rows.length; start += this.maxRows) {
-      queries.push(this.#template.compile(rows.slice(start, start + this.maxRows)));
+    let start = 0;
+    for (const size of powerOfTwoChunks(rows.length, this.#maxRows)) {
+      queries.push(this.#template.compile(rows.slice(start, start + size)));
+      start += size;
     }
     return queries;
   }
@@ -81,6 +89,36 @@ export class InsertTemplate<Row extends object> {
   get reusedShapes(): number {
     return this.#template.reusedShapes;
   }
+}
+
+/** `n` as a sum of powers of two, each at most `max` (itself a power of two), largest first. */
+export function powerOfTwoChunks(n: number, max: number): number[] {
+  const sizes: number[] = [];
+  let left = n;
+  while (left >= max) {
+    sizes.push(max);
+    left -= max;
+  }
+  for (let size = max / 2; size >= 1; size /= 2) {
+    if (left >= size) {
+      sizes.push(size);
+      left -= size;
+    }
+  }
+  return sizes;
+}
+
+/**
+ * An `in (…)` list padded to a power-of-two length by repeating its last value, which changes no result,
+ * so that statements over lists of any length share a few shapes (see InsertTemplate).
+ */
+export function padToPowerOfTwo<T>(values: readonly T[]): T[] {
+  if (values.length === 0) return [];
+  const padded = [...values];
+  const length = 2 ** Math.ceil(Math.log2(values.length));
+  const last = values[values.length - 1]!;
+  while (padded.length < length) padded.push(last);
+  return padded;
 }
 
 /** Kysely's query ids correlate plugin hooks; Mitte registers no plugins, so one shared id is enough. */

@@ -1,6 +1,6 @@
 import type { CompiledQuery } from "kysely";
 import { BatchWriter } from "../../lib/batch-writer.js";
-import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
+import { InsertTemplate, padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js";
 import type { LogStatus, NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 
@@ -61,11 +61,11 @@ type FinishedEvent = Extract<DeliveryEvent, { kind: "finished" }>;
  */
 export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEvent> {
   const { db } = storage;
-  // Attempt rows depend on nothing else in the batch: one multi-row insert (14 columns a row).
+  // Attempt rows depend on nothing else in the batch: multi-row inserts (14 columns a row).
   const attemptInserts = new InsertTemplate<AttemptRecord>(
     (rows) => db.insertInto("delivery_attempts").values(rows),
     ATTEMPT_COLUMNS,
-    200,
+    128,
   );
   // By id only: a status condition here makes SQLite pick the status index and scan every waiting
   // log. The handler never starts a finished log, and events apply in order, so none is needed.
@@ -88,8 +88,10 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
       let started: string[] = [];
       let startedAt = 0;
       const flushStarted = () => {
-        if (started.length === 0) return;
-        statements.push(markStarted.compile({ ids: started, atMs: startedAt }));
+        for (let start = 0; start < started.length; start += 512) {
+          const ids = padToPowerOfTwo(started.slice(start, start + 512));
+          statements.push(markStarted.compile({ ids, atMs: startedAt }));
+        }
         started = [];
       };
       for (const event of events) {

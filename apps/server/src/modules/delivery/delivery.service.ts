@@ -5,6 +5,7 @@ import { signWebhook } from "../../lib/crypto.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { OutboundHttp, OutboundResult } from "../../lib/outbound-http.js";
 import type { JobOutcome } from "../../queue/queue.js";
+import { padToPowerOfTwo } from "../../storage/query-template.js";
 import type { LogStatus, WebhookLogRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
@@ -69,12 +70,13 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
       const rows = await storage.db
         .selectFrom("webhook_logs")
         .select(DELIVERY_COLUMNS)
-        .where("id", "in", ids)
+        // Padded: a few statement shapes instead of one per batch size (see padToPowerOfTwo).
+        .where("id", "in", padToPowerOfTwo(ids))
         .execute();
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id));
     },
-    { cache: false, maxBatchSize: 500 },
+    { cache: false, maxBatchSize: 512 },
   );
   const listeners = deps.listeners ?? [];
 

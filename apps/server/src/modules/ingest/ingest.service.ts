@@ -83,11 +83,11 @@ interface PendingLog {
 export function createIngestService(deps: IngestServiceDeps) {
   const { storage, clock, newId, queue, directory, usage } = deps;
 
-  // 21 columns a row: 200 rows stay far below SQLite's bound-parameter limit.
+  // 21 columns a row: 128 rows stay far below SQLite's bound-parameter limit.
   const logInserts = new InsertTemplate<NewWebhookLog>(
     (rows) => storage.db.insertInto("webhook_logs").values(rows),
     LOG_COLUMNS,
-    200,
+    128,
   );
   /** Jobs being handed to the queue after their logs committed; flush() waits for them. */
   const handovers = new Set<Promise<void>>();

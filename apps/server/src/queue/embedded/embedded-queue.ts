@@ -2,7 +2,7 @@ import type { CompiledQuery, Insertable, Kysely } from "kysely";
 import type { Logger } from "pino";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
-import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
+import { InsertTemplate, padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js";
 import type { Database, QueueJobsTable } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
@@ -73,7 +73,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         .values(rows)
         .onConflict((oc) => oc.column("id").doNothing()),
     ["id", "queue", "group_key", "run_at", "locked_until", "created_at"],
-    1000,
+    512,
   );
   readonly #jobDeletes = new QueryTemplate<string[]>({
     build: (ids) => this.#opts.db.deleteFrom("queue_jobs").where("id", "in", ids),
@@ -365,8 +365,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   async #applyAcks(acks: Ack[]): Promise<void> {
     const done = acks.filter((ack) => ack.outcome.kind === "done").map((ack) => ack.id);
     const queries: CompiledQuery[] = [];
-    for (let start = 0; start < done.length; start += 500) {
-      queries.push(this.#jobDeletes.compile(done.slice(start, start + 500)));
+    for (let start = 0; start < done.length; start += 512) {
+      queries.push(this.#jobDeletes.compile(padToPowerOfTwo(done.slice(start, start + 512))));
     }
     for (const ack of acks) {
       if (ack.outcome.kind !== "retry") continue;
