@@ -29,4 +29,23 @@ describe("GroupSlots", () => {
     slots.release("a");
     expect(slots.held("a")).toBe(0);
   });
+
+  it("refuses at once when a full group has freed nothing for the wait limit", async () => {
+    let now = 0;
+    const slots = new GroupSlots(1, () => now);
+    await slots.acquire("a", 0);
+    now = 150;
+    expect(slots.stalledForMs("a")).toBe(150);
+    const waiting = slots.acquire("a", 200); // still within the limit: waits
+    expect(waiting).toBeInstanceOf(Promise);
+    slots.release("a"); // progress: the waiter takes the slot over
+    expect(await waiting).toBe(true);
+    expect(slots.stalledForMs("a")).toBe(0);
+    now = 400;
+    expect(slots.stalledForMs("a")).toBe(250);
+    expect(slots.acquire("a", 200)).toBe(false); // stuck for longer than the limit: no waiting
+    expect(slots.stalledForMs("b")).toBe(0);
+    slots.release("a");
+    expect(slots.stalledForMs("a")).toBe(0);
+  });
 });

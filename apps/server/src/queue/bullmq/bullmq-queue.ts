@@ -34,8 +34,12 @@ interface JobData {
 
 /** A job whose endpoint has no free slot here waits this long for one... */
 const GROUP_SLOT_WAIT_MS = 200;
-/** ...then goes back to the queue for this long (plus jitter), freeing its worker slot for other endpoints. */
+/**
+ * ...then goes back to the queue for this long (plus jitter), freeing its worker slot for other endpoints;
+ * longer while the endpoint's slots have all been stuck (a hung target), up to the maximum added.
+ */
 const GROUP_BUSY_DELAY_MS = 1_000;
+const GROUP_STALLED_EXTRA_DELAY_MAX_MS = 10_000;
 /** Retry of a job whose handler threw (database down, bug): the job is kept, not failed. */
 const HANDLER_ERROR_DELAY_MS = 30_000;
 
@@ -176,7 +180,9 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     const { logId, endpointId } = job.data;
     if (!(await this.#slots.acquire(endpointId, GROUP_SLOT_WAIT_MS))) {
       // This endpoint already has its share of slots here: give the slot to another endpoint's job.
-      await job.moveToDelayed(Date.now() + GROUP_BUSY_DELAY_MS + Math.floor(Math.random() * 500), token);
+      const stalledMs = Math.min(GROUP_STALLED_EXTRA_DELAY_MAX_MS, this.#slots.stalledForMs(endpointId));
+      const delayMs = GROUP_BUSY_DELAY_MS + stalledMs + Math.floor(Math.random() * 500);
+      await job.moveToDelayed(Date.now() + delayMs, token);
       throw new DelayedError();
     }
     this.#active++;
