@@ -11,7 +11,13 @@ import {
 import { describe, expect, it } from "vitest";
 import { ATTEMPT_COLUMNS, type AttemptRecord } from "../modules/delivery/delivery-recorder.js";
 import { LOG_COLUMNS } from "../modules/ingest/ingest.service.js";
-import { InsertTemplate, padToPowerOfTwo, powerOfTwoChunks, QueryTemplate } from "./query-template.js";
+import {
+  InsertTemplate,
+  paddedInLists,
+  padToPowerOfTwo,
+  powerOfTwoChunks,
+  QueryTemplate,
+} from "./query-template.js";
 import type { Database, NewWebhookLog } from "./schema.js";
 
 function compilerOnly(dialect: "sqlite" | "postgres"): Kysely<Database> {
@@ -86,6 +92,19 @@ describe("statement shapes", () => {
     expect(padToPowerOfTwo(["a"])).toEqual(["a"]);
     expect(padToPowerOfTwo(["a", "b", "c"])).toEqual(["a", "b", "c", "c"]);
     expect(padToPowerOfTwo(["a", "b", "c", "d"])).toEqual(["a", "b", "c", "d"]);
+  });
+
+  it("cuts a long in-list into padded lists of at most the maximum", () => {
+    expect(paddedInLists([], 4)).toEqual([]);
+    expect(paddedInLists(["a", "b", "c", "d", "e", "f"], 4)).toEqual([
+      ["a", "b", "c", "d"],
+      ["e", "f"],
+    ]);
+    expect(paddedInLists(["a", "b", "c", "d", "e"], 4)).toEqual([["a", "b", "c", "d"], ["e"]]);
+    expect(paddedInLists(["a", "b", "c", "d", "e", "f", "g"], 4)).toEqual([
+      ["a", "b", "c", "d"],
+      ["e", "f", "g", "g"],
+    ]);
   });
 });
 

@@ -121,5 +121,17 @@ export function padToPowerOfTwo<T>(values: readonly T[]): T[] {
   return padded;
 }
 
+/**
+ * The values of a long `in (…)` list as padded lists of at most `max` (a power of two) values each, one per
+ * statement: every list the statements see has a power-of-two length.
+ */
+export function paddedInLists<T>(values: readonly T[], max: number): T[][] {
+  const lists: T[][] = [];
+  for (let start = 0; start < values.length; start += max) {
+    lists.push(padToPowerOfTwo(values.slice(start, start + max)));
+  }
+  return lists;
+}
+
 /** Kysely's query ids correlate plugin hooks; Mitte registers no plugins, so one shared id is enough. */
 const QUERY_ID = { queryId: "query-template" } as CompiledQuery["queryId"];

@@ -1,6 +1,6 @@
 import type { CompiledQuery } from "kysely";
 import { BatchWriter } from "../../lib/batch-writer.js";
-import { InsertTemplate, padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js";
+import { InsertTemplate, paddedInLists, QueryTemplate } from "../../storage/query-template.js";
 import type { LogStatus, NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 
@@ -88,8 +88,7 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
       let started: string[] = [];
       let startedAt = 0;
       const flushStarted = () => {
-        for (let start = 0; start < started.length; start += 512) {
-          const ids = padToPowerOfTwo(started.slice(start, start + 512));
+        for (const ids of paddedInLists(started, 512)) {
           statements.push(markStarted.compile({ ids, atMs: startedAt }));
         }
         started = [];

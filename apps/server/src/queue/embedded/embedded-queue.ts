@@ -2,7 +2,7 @@ import type { CompiledQuery, Insertable, Kysely } from "kysely";
 import type { Logger } from "pino";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
-import { InsertTemplate, padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js";
+import { InsertTemplate, paddedInLists, QueryTemplate } from "../../storage/query-template.js";
 import type { Database, QueueJobsTable } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
@@ -365,9 +365,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   async #applyAcks(acks: Ack[]): Promise<void> {
     const done = acks.filter((ack) => ack.outcome.kind === "done").map((ack) => ack.id);
     const queries: CompiledQuery[] = [];
-    for (let start = 0; start < done.length; start += 512) {
-      queries.push(this.#jobDeletes.compile(padToPowerOfTwo(done.slice(start, start + 512))));
-    }
+    for (const ids of paddedInLists(done, 512)) queries.push(this.#jobDeletes.compile(ids));
     for (const ack of acks) {
       if (ack.outcome.kind !== "retry") continue;
       queries.push(this.#jobReschedules.compile({ id: ack.id, runAtMs: ack.outcome.runAtMs }));
