@@ -55,9 +55,9 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   #backlogPossible = true;
   /**
    * Endpoints (groups) that may have jobs, with the earliest time one may be due. Jobs are claimed per
-   * group through the (queue, group_key, run_at) index, so a backlog behind a saturated or hung endpoint
-   * is never scanned by the claims of the others. Filled by enqueues, retries and a periodic discovery
-   * from the table (the source of truth; it also catches leases that expired).
+   * group through the (queue, group_key, run_at, locked_until) index, so a backlog behind a saturated or
+   * hung endpoint is never scanned by the claims of the others. Filled by enqueues, retries and a periodic
+   * discovery from the table (the source of truth; it also catches leases that expired).
    */
   readonly #groups = new Map<string, number>();
   /** Bumped by every note, so an exhausted claim does not forget a group that got work meanwhile. */
