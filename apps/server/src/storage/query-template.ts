@@ -25,17 +25,17 @@ export class QueryTemplate<Args> {
 
   compile(args: Args): CompiledQuery {
     const { spec } = this;
-    const parameters = spec.parameters(args);
     const shape = spec.shape(args);
     const template = this.#templates.get(shape);
+    // A shape whose parameter order did not check out goes through Kysely every time.
+    if (template === null) return spec.build(args).compile();
+    const parameters = spec.parameters(args);
     if (template) return { sql: template.sql, query: template.query, parameters, queryId: QUERY_ID };
     const compiled = spec.build(args).compile();
-    if (template === undefined) {
-      const same =
-        compiled.parameters.length === parameters.length &&
-        compiled.parameters.every((value, index) => value === parameters[index]);
-      this.#templates.set(shape, same ? { sql: compiled.sql, query: compiled.query } : null);
-    }
+    const same =
+      compiled.parameters.length === parameters.length &&
+      compiled.parameters.every((value, index) => value === parameters[index]);
+    this.#templates.set(shape, same ? { sql: compiled.sql, query: compiled.query } : null);
     return compiled;
   }
 
