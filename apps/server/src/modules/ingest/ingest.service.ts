@@ -4,7 +4,7 @@ import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { DeliveryJob, DeliveryQueue } from "../../queue/queue.js";
-import { InsertTemplate } from "../../storage/query-template.js";
+import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
 import type { NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory, EndpointSnapshot } from "../endpoints/endpoint-directory.js";
@@ -89,31 +89,32 @@ export function createIngestService(deps: IngestServiceDeps) {
     LOG_COLUMNS,
     128,
   );
+  // One per user in each commit.
+  const usageUpserts = new QueryTemplate<{ userId: string; period: string; count: number }>({
+    build: ({ userId, period, count }) =>
+      storage.db
+        .insertInto("usage_counters")
+        .values({ user_id: userId, period, request_count: count })
+        .onConflict((oc) =>
+          oc
+            .columns(["user_id", "period"])
+            .doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
+        ),
+    shape: () => 0,
+    parameters: ({ userId, period, count }) => [userId, period, count, count],
+  });
   /** Jobs being handed to the queue after their logs committed; flush() waits for them. */
   const handovers = new Set<Promise<void>>();
   const writer = new BatchWriter<PendingLog>(
     async (items) => {
       const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
-      const { db } = storage;
       const statements: CompiledQuery[] = logInserts.compile(items.map((item) => item.row));
       const perUser = new Map<string, number>();
       for (const item of items) {
         if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
       }
       const period = usagePeriod(clock.now());
-      for (const [userId, count] of perUser) {
-        statements.push(
-          db
-            .insertInto("usage_counters")
-            .values({ user_id: userId, period, request_count: count })
-            .onConflict((oc) =>
-              oc
-                .columns(["user_id", "period"])
-                .doUpdateSet({ request_count: sql`usage_counters.request_count + ${count}` }),
-            )
-            .compile(),
-        );
-      }
+      for (const [userId, count] of perUser) statements.push(usageUpserts.compile({ userId, period, count }));
       statements.push(...queue.stage(jobs));
       // Logs, usage and (embedded) jobs commit together, in one round trip. They are new rows, and one
       // usage upsert per user: independent statements, which PostgreSQL runs as a single one.

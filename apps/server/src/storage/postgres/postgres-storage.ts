@@ -49,14 +49,21 @@ export function openPostgresStorage(options: PostgresOptions): Storage {
     );
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const combined = new CombinedStatements();
   return {
     db,
     dialect: "postgres",
     async executeBatch(queries, options) {
       if (queries.length === 0) return;
       // One statement is a transaction of its own; independent ones can be made into one statement.
-      if (queries.length === 1 || options?.independent) {
-        await db.executeQuery(queries.length === 1 ? queries[0]! : combineStatements(queries));
+      if (queries.length === 1) {
+        await db.executeQuery(queries[0]!);
+        return;
+      }
+      if (options?.independent) {
+        // Named: each connection parses and plans a shape once, not on every commit.
+        const { name, query } = combined.combine(queries);
+        await pool.query({ name, text: query.sql, values: [...query.parameters] });
         return;
       }
       await db.transaction().execute(async (trx) => {
@@ -68,6 +75,58 @@ export function openPostgresStorage(options: PostgresOptions): Storage {
       await db.destroy();
     },
   };
+}
+
+interface CombinedShape {
+  next: Map<string, CombinedShape>;
+  sql?: string;
+  name?: string;
+  /** Parameters of each statement when the SQL was made (a mismatch is refused, never cached). */
+  lengths?: number[];
+}
+
+/**
+ * `combineStatements` with its SQL kept per sequence of statement texts, and a statement name for it.
+ * An ingest commit repeats a few shapes: renumbering the placeholders of every statement of every
+ * commit was a twentieth of the api process's time, and PostgreSQL parsed and planned the same large
+ * statement on every commit. Texts are looked up one by one (V8 caches their hashes), never joined.
+ */
+export class CombinedStatements {
+  #root: CombinedShape = { next: new Map() };
+  #size = 0;
+  /** Names are never reused for another text, even after the cache starts over. */
+  #named = 0;
+
+  constructor(private readonly maxShapes = 256) {}
+
+  combine(queries: readonly CompiledQuery[]): { name: string | undefined; query: CompiledQuery } {
+    let node = this.#root;
+    for (const query of queries) {
+      let child = node.next.get(query.sql);
+      if (!child) {
+        child = { next: new Map() };
+        node.next.set(query.sql, child);
+      }
+      node = child;
+    }
+    const { sql, name, lengths } = node;
+    if (sql !== undefined && lengths?.every((length, i) => length === queries[i]?.parameters.length)) {
+      const parameters = queries.flatMap((query) => query.parameters);
+      return { name, query: CompiledQuery.raw(sql, parameters) };
+    }
+    const fresh = combineStatements(queries);
+    if (this.#size >= this.maxShapes) {
+      // Many distinct shapes (commits of many users): start over rather than grow without bound.
+      this.#root = { next: new Map() };
+      this.#size = 0;
+      return { name: undefined, query: fresh };
+    }
+    node.sql = fresh.sql;
+    node.name = `mitte_combined_${++this.#named}`;
+    node.lengths = queries.map((query) => query.parameters.length);
+    this.#size++;
+    return { name: node.name, query: fresh };
+  }
 }
 
 /**
