@@ -284,6 +284,20 @@ export interface ScaleDeployment {
   close(): Promise<void>;
 }
 
+/**
+ * Deliveries waiting in Redis: delivery jobs in BullMQ's wait list, plus those still inside the api
+ * processes' hand-over jobs (one per ingest commit), which a worker adds as delivery jobs.
+ */
+async function waitingDeliveries(client: Redis, prefix: string): Promise<number> {
+  const ids = await client.lrange(`${prefix}:deliveries-handover:wait`, 0, -1);
+  let handedOver = 0;
+  for (const id of ids) {
+    const data = await client.hget(`${prefix}:deliveries-handover:${id}`, "data");
+    handedOver += data ? (JSON.parse(data) as { jobs: unknown[] }).jobs.length : 0;
+  }
+  return (await client.llen(`${prefix}:deliveries:wait`)) + handedOver;
+}
+
 /** One bench secret for every deployment of this run (what matters is that all processes share it). */
 const SECRET_KEY = randomBytes(32).toString("hex");
 
@@ -322,7 +336,7 @@ export async function createDeployment(
       env,
       apiKey,
       backends,
-      waitingJobs: () => redis.client.llen(`${prefix}:deliveries:wait`),
+      waitingJobs: () => waitingDeliveries(redis.client, prefix),
       close,
     };
   } catch (error) {

@@ -213,6 +213,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       lockDurationMs: config.delivery.timeoutMs + 10_000,
     });
   const periodic = new BullmqPeriodicJobs(redis, createWorkerConnection, redisPrefix, logger);
+  const usage = new RedisUsageMeter(counters, storage, redisPrefix);
   return {
     ...common,
     mode: "scale",
@@ -221,7 +222,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     pubsub,
     failureStreaks: new RedisFailureStreaks(counters, redisPrefix),
     statsStore: new RedisStatsStore(counters, redisPrefix),
-    usage: new RedisUsageMeter(counters, storage, redisPrefix),
+    usage,
     createRateLimiter: (scope, limit, windowMs, blockMs) =>
       new RedisRateLimiter(counters, `${redisPrefix}:rl:${scope}`, limit, windowMs, blockMs),
     brokerReady: () => redis.status === "ready" && counters.status === "ready",
@@ -229,6 +230,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       await periodic.close();
       await queue.close(graceMs);
       await afterQueue?.();
+      await usage.close();
       await pubsub.close();
       await outbound.close();
       await storage.close();

@@ -11,6 +11,8 @@ export interface UsageMeter {
   /** Gives back a reservation whose request was not stored. */
   release(userId: string, period: string): void;
   current(userId: string, period: string): Promise<number>;
+  /** Gives back what the meter holds beyond the requests it counted (scale mode's reserved blocks). */
+  close?(): Promise<void>;
 }
 
 export class EmbeddedUsageMeter implements UsageMeter {

@@ -3,6 +3,7 @@ import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { CompiledQuery } from "kysely";
 import type { Logger } from "pino";
+import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import { GroupSlots } from "../../lib/group-slots.js";
 import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
@@ -32,6 +33,11 @@ interface JobData {
   runAtMs: number;
 }
 
+/** The delivery jobs of one ingest commit, added by a worker process as individual jobs. */
+interface HandoverData {
+  jobs: DeliveryJob[];
+}
+
 /** A job whose endpoint has no free slot here waits this long for one... */
 const GROUP_SLOT_WAIT_MS = 200;
 /**
@@ -42,21 +48,38 @@ const GROUP_BUSY_DELAY_MS = 1_000;
 const GROUP_STALLED_EXTRA_DELAY_MAX_MS = 10_000;
 /** Retry of a job whose handler threw (database down, bug): the job is kept, not failed. */
 const HANDLER_ERROR_DELAY_MS = 30_000;
+/** A hand-over takes milliseconds; a worker that died holding one releases it within about this long. */
+const HANDOVER_LOCK_MS = 5_000;
 
 /**
  * Delivery queue on BullMQ. Job id = log id, so re-adding a job that is still waiting or running is a
  * no-op (the reconciler relies on that). Completed jobs are removed at once to keep Redis memory flat;
  * the database row is the history. Retries are moved to the delayed set with the same id.
+ *
+ * Ingestion hands its jobs over one commit at a time: a single hand-over job (one Redis script) carries
+ * the commit's delivery jobs, and a worker process adds them as individual jobs. Adding every delivery
+ * job from the api process cost a Redis script per webhook, the largest share of both the api process's
+ * and Redis's time under ingest load. A hand-over whose worker dies is taken up again (stalled-job check);
+ * adding a job twice is a no-op, and the reconciler covers a hand-over that Redis lost.
  */
 export class BullmqDeliveryQueue implements DeliveryQueue {
   readonly #opts: Required<BullmqQueueOptions>;
   readonly #queue: Queue<JobData>;
+  readonly #handovers: Queue<HandoverData>;
+  /** Commits that end while a hand-over is being added travel together in the next one. */
+  readonly #handoverWriter = new BatchWriter<readonly DeliveryJob[]>(
+    (commits) => this.#handOver(commits.flat()),
+    { maxBatch: 64 },
+  );
   readonly #slots: GroupSlots;
   #worker: Worker<JobData> | undefined;
+  #handoverWorker: Worker<HandoverData> | undefined;
   #manualWorker: Worker<JobData> | undefined;
+  #manualHandoverWorker: Worker<HandoverData> | undefined;
   #handler: JobHandler | undefined;
   #watchdog: NodeJS.Timeout | undefined;
   #lastProgressAt = Date.now();
+  #lastHandoverAt = Date.now();
   #active = 0;
   #stuck = false;
   #closing = false;
@@ -72,6 +95,13 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
       defaultJobOptions: { removeOnComplete: true, removeOnFail: { count: 1_000, age: 7 * 24 * 3600 } },
     });
     this.#queue.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq queue error"));
+    this.#handovers = new Queue<HandoverData>(`${this.#opts.queueName}-handover`, {
+      connection: options.connection,
+      prefix: options.prefix,
+      streams: { events: { maxLen: 1_000 } },
+      defaultJobOptions: { removeOnComplete: true, removeOnFail: { count: 1_000, age: 7 * 24 * 3600 } },
+    });
+    this.#handovers.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq queue error"));
   }
 
   stage(): CompiledQuery[] {
@@ -80,9 +110,10 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
   }
 
   async afterCommit(jobs: readonly DeliveryJob[]): Promise<void> {
+    if (jobs.length === 0) return;
     // The logs are committed, so the webhook is safe whatever happens here: if Redis refuses, the
     // reconciler enqueues them later. Never fail the caller (that would turn a stored webhook into a 5xx).
-    await this.#add(jobs).catch((error: unknown) => {
+    await this.#handoverWriter.submit(jobs).catch((error: unknown) => {
       this.#opts.logger.warn(
         { err: error, jobs: jobs.length },
         "enqueue after commit failed; the reconciler will retry",
@@ -97,6 +128,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
   async startConsumer(handler: JobHandler): Promise<void> {
     this.#handler = handler;
     this.#worker = this.#createWorker();
+    this.#handoverWorker = this.#createHandoverWorker();
     this.#watchdog = setInterval(() => void this.#checkProgress(), 2_500);
     this.#watchdog.unref();
   }
@@ -109,6 +141,8 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
       autorun: false,
       lockDuration: this.#opts.lockDurationMs,
     });
+    await this.#handoverWriter.flush();
+    await this.#runHandovers();
     // Promote delayed jobs that are due by the service clock (tests move that clock, not Redis time).
     const now = this.#opts.clock.now();
     for (const job of await this.#queue.getDelayed()) {
@@ -137,26 +171,60 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     return ran;
   }
 
+  async #handOver(jobs: readonly DeliveryJob[]): Promise<void> {
+    const data: HandoverData = {
+      jobs: jobs.map(({ logId, endpointId, runAtMs }) => ({ logId, endpointId, runAtMs })),
+    };
+    await this.#handovers.add("handover", data);
+  }
+
+  /** Hands over every pending hand-over job now (tests drive the queue without background workers). */
+  async #runHandovers(): Promise<void> {
+    this.#manualHandoverWorker ??= new Worker<HandoverData>(this.#handovers.name, null, {
+      connection: this.#opts.createWorkerConnection(),
+      prefix: this.#opts.prefix,
+      autorun: false,
+      lockDuration: HANDOVER_LOCK_MS,
+    });
+    for (;;) {
+      const token = randomUUID();
+      const job = await this.#manualHandoverWorker.getNextJob(token, { block: false });
+      if (!job) return;
+      await this.#add(job.data.jobs);
+      await job.moveToCompleted("done", token, false);
+    }
+  }
+
+  /** Delivery jobs waiting, delayed or running, with those still inside a pending hand-over. */
   async depth(): Promise<number> {
     const counts = await this.#queue.getJobCounts("waiting", "active", "delayed", "prioritized");
-    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+    const pending = await this.#handovers.getJobs(["waiting", "active", "delayed", "prioritized"]);
+    const handedOver = pending.reduce((sum, job) => sum + (job?.data.jobs.length ?? 0), 0);
+    return Object.values(counts).reduce((sum, n) => sum + n, 0) + handedOver;
   }
 
   isReady(): boolean {
     if (this.#closing || this.#opts.connection.status !== "ready") return false;
-    return this.#worker ? this.#worker.isRunning() && !this.#stuck : true;
+    if (!this.#worker) return true;
+    return this.#worker.isRunning() && this.#handoverWorker?.isRunning() === true && !this.#stuck;
   }
 
   async close(graceMs = 10_000): Promise<void> {
     this.#closing = true;
     clearInterval(this.#watchdog);
-    const workers = [this.#worker, this.#manualWorker].filter((w): w is Worker<JobData> => w !== undefined);
+    await this.#handoverWriter.flush();
+    const workers = [
+      this.#worker,
+      this.#manualWorker,
+      this.#handoverWorker,
+      this.#manualHandoverWorker,
+    ].filter((w): w is Worker<JobData> | Worker<HandoverData> => w !== undefined);
     // close() waits for running jobs; past the grace period force-close: their locks expire and the
     // stalled-job check hands them to another worker (nothing is lost, the delivery may repeat).
     const graceful = Promise.all(workers.map((w) => w.close())).then(() => true);
     const timedOut = new Promise<false>((resolve) => setTimeout(resolve, graceMs, false).unref());
     if (!(await Promise.race([graceful, timedOut]))) await Promise.all(workers.map((w) => w.close(true)));
-    await this.#queue.close();
+    await Promise.all([this.#queue.close(), this.#handovers.close()]);
   }
 
   #createWorker(): Worker<JobData> {
@@ -172,6 +240,27 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
       maxStalledCount: 1_000_000,
       removeOnComplete: { count: 0 },
     });
+    worker.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq worker error"));
+    return worker;
+  }
+
+  #createHandoverWorker(): Worker<HandoverData> {
+    const worker = new Worker<HandoverData>(
+      this.#handovers.name,
+      async (job) => {
+        await this.#add(job.data.jobs);
+        this.#lastHandoverAt = Date.now();
+      },
+      {
+        connection: this.#opts.createWorkerConnection(),
+        prefix: this.#opts.prefix,
+        concurrency: 4,
+        lockDuration: HANDOVER_LOCK_MS,
+        stalledInterval: HANDOVER_LOCK_MS,
+        maxStalledCount: 1_000_000,
+        removeOnComplete: { count: 0 },
+      },
+    );
     worker.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq worker error"));
     return worker;
   }
@@ -211,6 +300,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
    * runs here and none started for a while, the worker is rebuilt.
    */
   async #checkProgress(): Promise<void> {
+    await this.#checkHandoverProgress();
     if (this.#closing || !this.#worker || this.#active > 0) return;
     if (Date.now() - this.#lastProgressAt < this.#opts.stuckAfterMs) return;
     let waiting: number;
@@ -229,6 +319,27 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     this.#worker = this.#createWorker();
     this.#lastProgressAt = Date.now();
     this.#stuck = false;
+    await old.close(true).catch(() => {});
+  }
+
+  /** The same watchdog for the hand-over consumer: hand-overs waiting and none taken for a while. */
+  async #checkHandoverProgress(): Promise<void> {
+    if (this.#closing || !this.#handoverWorker) return;
+    if (Date.now() - this.#lastHandoverAt < this.#opts.stuckAfterMs) return;
+    let waiting: number;
+    try {
+      waiting = await this.#handovers.getWaitingCount();
+    } catch {
+      return;
+    }
+    this.#lastHandoverAt = Date.now();
+    if (waiting === 0) return;
+    this.#opts.logger.warn(
+      { waiting },
+      "hand-over consumer made no progress while hand-overs wait; rebuilding it",
+    );
+    const old = this.#handoverWorker;
+    this.#handoverWorker = this.#createHandoverWorker();
     await old.close(true).catch(() => {});
   }
 
