@@ -553,8 +553,6 @@ async function s4Deliver(
 }
 
 /** Ingest N with delivery off, stop, restart with delivery on; the sink times first→last receipt. */
-
-/** Ingest N with delivery off, stop, restart with delivery on; the sink times first→last receipt. */
 async function s4MitteRun(sink: Sink, bodies: readonly Buffer[], round: number): Promise<S4MitteRun> {
   const { dataDir, ingest, shutdown } = await s4Ingest(sink, bodies, "S4", "/s4");
   try {
