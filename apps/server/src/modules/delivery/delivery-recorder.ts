@@ -81,29 +81,65 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
     shape: () => 0,
     parameters: (event) => [...Object.values(finishedColumns(event)), event.attempt.log_id],
   });
+  /** In order, one statement per run of starts and per finish: right for any sequence of events. */
+  function orderedStatements(events: readonly DeliveryEvent[], statements: CompiledQuery[]): void {
+    let started: string[] = [];
+    let startedAt = 0;
+    const flushStarted = () => {
+      for (const ids of paddedInLists(started, 512))
+        statements.push(markStarted.compile({ ids, atMs: startedAt }));
+      started = [];
+    };
+    for (const event of events) {
+      if (event.kind === "started") {
+        started.push(event.logId);
+        startedAt = event.atMs;
+        continue;
+      }
+      flushStarted();
+      statements.push(markFinished.compile(event));
+    }
+    flushStarted();
+  }
+
+  /**
+   * When no log has an event after its finish in this batch (the usual case), every log row is written
+   * once: a start followed by its finish is just the finish (which sets every column the start sets).
+   * The statements then touch distinct rows, so they are independent, which PostgreSQL runs as one
+   * statement: one round trip instead of one per statement inside BEGIN/COMMIT, which made the recorder
+   * the bottleneck of a scale-mode worker. Returns false when the batch needs the ordered form.
+   */
+  function independentStatements(events: readonly DeliveryEvent[], statements: CompiledQuery[]): boolean {
+    const finished = new Set<string>();
+    for (const event of events) {
+      const logId = event.kind === "started" ? event.logId : event.attempt.log_id;
+      if (finished.has(logId)) return false;
+      if (event.kind === "finished") finished.add(logId);
+    }
+    const started = new Set<string>();
+    let startedAt = 0;
+    for (const event of events) {
+      if (event.kind !== "started" || finished.has(event.logId)) continue;
+      started.add(event.logId);
+      startedAt = Math.max(startedAt, event.atMs);
+    }
+    for (const ids of paddedInLists([...started], 512))
+      statements.push(markStarted.compile({ ids, atMs: startedAt }));
+    for (const event of events) if (event.kind === "finished") statements.push(markFinished.compile(event));
+    return true;
+  }
+
   return new BatchWriter<DeliveryEvent>(
     async (events) => {
       const attempts = events.flatMap((event) => (event.kind === "finished" ? [event.attempt] : []));
       const statements: CompiledQuery[] = attemptInserts.compile(attempts);
-      let started: string[] = [];
-      let startedAt = 0;
-      const flushStarted = () => {
-        for (const ids of paddedInLists(started, 512)) {
-          statements.push(markStarted.compile({ ids, atMs: startedAt }));
-        }
-        started = [];
-      };
-      for (const event of events) {
-        if (event.kind === "started") {
-          started.push(event.logId);
-          startedAt = event.atMs;
-          continue;
-        }
-        flushStarted();
-        statements.push(markFinished.compile(event));
+      const independent = independentStatements(events, statements);
+      if (!independent) {
+        statements.length = 0;
+        statements.push(...attemptInserts.compile(attempts));
+        orderedStatements(events, statements);
       }
-      flushStarted();
-      await storage.executeBatch(statements);
+      await storage.executeBatch(statements, { independent });
     },
     {
       // Events of one log must apply in order, so batches apply one after another. (SQLite's thread would
