@@ -99,7 +99,14 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
       connection: options.connection,
       prefix: options.prefix,
       streams: { events: { maxLen: 1_000 } },
-      defaultJobOptions: { removeOnComplete: true, removeOnFail: { count: 1_000, age: 7 * 24 * 3600 } },
+      defaultJobOptions: {
+        removeOnComplete: true,
+        removeOnFail: { count: 1_000, age: 7 * 24 * 3600 },
+        // A hand-over that could not add its jobs (Redis refusing a write) is tried again for about 17
+        // minutes; past that the reconciler, which re-enqueues from the database, has long covered it.
+        attempts: 10,
+        backoff: { type: "exponential", delay: 1_000 },
+      },
     });
     this.#handovers.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq queue error"));
   }
