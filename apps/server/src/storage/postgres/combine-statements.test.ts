@@ -48,7 +48,7 @@ describe("CombinedStatements", () => {
   });
 
   it("starts over past its bound and never gives one name to two texts", () => {
-    const combined = new CombinedStatements(2);
+    const combined = new CombinedStatements(2, 2);
     const names = new Map<string, string>();
     for (let round = 0; round < 3; round++) {
       for (let n = 1; n <= 3; n++) {
@@ -60,5 +60,16 @@ describe("CombinedStatements", () => {
         names.set(name, query.sql);
       }
     }
+  });
+
+  it("names at most maxNames texts and keeps a text's name after the shape cache starts over", () => {
+    const combined = new CombinedStatements(1, 2);
+    const shapes = [1, 2, 3].map((n) => Array.from({ length: n }, (_, i) => update(i)));
+    const first = shapes.map((queries) => combined.combine(queries).name);
+    expect(first[0]).toBeDefined();
+    expect(first[1]).toBeDefined();
+    expect(first[2]).toBeUndefined();
+    const again = shapes.map((queries) => combined.combine(queries).name);
+    expect(again).toEqual(first);
   });
 });

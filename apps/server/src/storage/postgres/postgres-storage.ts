@@ -90,14 +90,20 @@ interface CombinedShape {
  * An ingest commit repeats a few shapes: renumbering the placeholders of every statement of every
  * commit was a twentieth of the api process's time, and PostgreSQL parsed and planned the same large
  * statement on every commit. Texts are looked up one by one (V8 caches their hashes), never joined.
+ *
+ * Every connection keeps each named statement it prepared for as long as it lives, so names are
+ * bounded: the first `maxNames` texts get one (the hot ingest shapes come first), later ones run
+ * unnamed. A name always stands for the same text, also after the shape cache starts over.
  */
 export class CombinedStatements {
   #root: CombinedShape = { next: new Map() };
   #size = 0;
-  /** Names are never reused for another text, even after the cache starts over. */
-  #named = 0;
+  readonly #names = new Map<string, string>();
 
-  constructor(private readonly maxShapes = 256) {}
+  constructor(
+    private readonly maxShapes = 256,
+    private readonly maxNames = 64,
+  ) {}
 
   combine(queries: readonly CompiledQuery[]): { name: string | undefined; query: CompiledQuery } {
     let node = this.#root;
@@ -117,17 +123,22 @@ export class CombinedStatements {
       return { name, query: CompiledQuery.raw(sql, parameters) };
     }
     const fresh = combineStatements(queries);
+    let freshName = this.#names.get(fresh.sql);
+    if (freshName === undefined && this.#names.size < this.maxNames) {
+      freshName = `mitte_combined_${this.#names.size + 1}`;
+      this.#names.set(fresh.sql, freshName);
+    }
     if (this.#size >= this.maxShapes) {
       // Many distinct shapes (commits of many users): start over rather than grow without bound.
       this.#root = { next: new Map() };
       this.#size = 0;
-      return { name: undefined, query: fresh };
+      return { name: freshName, query: fresh };
     }
     node.sql = fresh.sql;
-    node.name = `mitte_combined_${++this.#named}`;
+    node.name = freshName;
     node.lengths = queries.map((query) => query.parameters.length);
     this.#size++;
-    return { name: node.name, query: fresh };
+    return { name: freshName, query: fresh };
   }
 }
 
