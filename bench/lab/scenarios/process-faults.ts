@@ -203,6 +203,12 @@ const kill9Delivery = (mode: Mode) =>
       sinkDelayMs: () => 20 + Math.floor(ctx.random() * 80),
       faultWindow: [300, 1_500],
       fault: async (ledger) => {
+        // The first receipts can take longer than the fault window's start (scale mode on a loaded machine
+        // delivered its first webhook after the kill once): the kill waits for them, up to 5 s.
+        const waitUntil = performance.now() + 5_000;
+        while (ledger.balance().receipts === 0 && performance.now() < waitUntil) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
         const receiptsBefore = ledger.balance().receipts;
         const exit = await deployment.stop("delivery", "SIGKILL");
         await deployment.restart("delivery");
