@@ -81,41 +81,50 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
     shape: () => 0,
     parameters: (event) => [...Object.values(finishedColumns(event)), event.attempt.log_id],
   });
+  function pushStarted(statements: CompiledQuery[], ids: readonly string[], atMs: number): void {
+    for (const list of paddedInLists(ids, 512)) statements.push(markStarted.compile({ ids: list, atMs }));
+  }
+
   /** In order, one statement per run of starts and per finish: right for any sequence of events. */
-  function orderedStatements(events: readonly DeliveryEvent[], statements: CompiledQuery[]): void {
+  function pushOrdered(statements: CompiledQuery[], events: readonly DeliveryEvent[]): void {
     let started: string[] = [];
     let startedAt = 0;
-    const flushStarted = () => {
-      for (const ids of paddedInLists(started, 512))
-        statements.push(markStarted.compile({ ids, atMs: startedAt }));
-      started = [];
-    };
     for (const event of events) {
       if (event.kind === "started") {
         started.push(event.logId);
         startedAt = event.atMs;
         continue;
       }
-      flushStarted();
+      pushStarted(statements, started, startedAt);
+      started = [];
       statements.push(markFinished.compile(event));
     }
-    flushStarted();
+    pushStarted(statements, started, startedAt);
   }
 
   /**
-   * When no log has an event after its finish in this batch (the usual case), every log row is written
-   * once: a start followed by its finish is just the finish (which sets every column the start sets).
-   * The statements then touch distinct rows, so they are independent, which PostgreSQL runs as one
-   * statement: one round trip instead of one per statement inside BEGIN/COMMIT, which made the recorder
-   * the bottleneck of a scale-mode worker. Returns false when the batch needs the ordered form.
+   * The logs finished in this batch, or null when some log has an event after its finish. Without such
+   * an event (the usual case) every log row can be written once: a start followed by its finish is just
+   * the finish (which sets every column the start sets). The statements then touch distinct rows, so
+   * they are independent, which PostgreSQL runs as one statement: one round trip instead of one per
+   * statement inside BEGIN/COMMIT, which made the recorder the bottleneck of a scale-mode worker.
    */
-  function independentStatements(events: readonly DeliveryEvent[], statements: CompiledQuery[]): boolean {
+  function finishedOnceEach(events: readonly DeliveryEvent[]): Set<string> | null {
     const finished = new Set<string>();
     for (const event of events) {
       const logId = event.kind === "started" ? event.logId : event.attempt.log_id;
-      if (finished.has(logId)) return false;
+      if (finished.has(logId)) return null;
       if (event.kind === "finished") finished.add(logId);
     }
+    return finished;
+  }
+
+  /** Each log's row once: the starts of logs that did not finish in one list, then every finish. */
+  function pushCollapsed(
+    statements: CompiledQuery[],
+    events: readonly DeliveryEvent[],
+    finished: ReadonlySet<string>,
+  ): void {
     const started = new Set<string>();
     let startedAt = 0;
     for (const event of events) {
@@ -123,23 +132,18 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
       started.add(event.logId);
       startedAt = Math.max(startedAt, event.atMs);
     }
-    for (const ids of paddedInLists([...started], 512))
-      statements.push(markStarted.compile({ ids, atMs: startedAt }));
+    pushStarted(statements, [...started], startedAt);
     for (const event of events) if (event.kind === "finished") statements.push(markFinished.compile(event));
-    return true;
   }
 
   return new BatchWriter<DeliveryEvent>(
     async (events) => {
       const attempts = events.flatMap((event) => (event.kind === "finished" ? [event.attempt] : []));
       const statements: CompiledQuery[] = attemptInserts.compile(attempts);
-      const independent = independentStatements(events, statements);
-      if (!independent) {
-        statements.length = 0;
-        statements.push(...attemptInserts.compile(attempts));
-        orderedStatements(events, statements);
-      }
-      await storage.executeBatch(statements, { independent });
+      const finished = finishedOnceEach(events);
+      if (finished) pushCollapsed(statements, events, finished);
+      else pushOrdered(statements, events);
+      await storage.executeBatch(statements, { independent: finished !== null });
     },
     {
       // Events of one log must apply in order, so batches apply one after another. (SQLite's thread would
