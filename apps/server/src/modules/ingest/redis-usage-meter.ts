@@ -38,6 +38,11 @@ interface Lease {
   refill: Promise<number> | null;
 }
 
+/** A block's units not spent within the lease's lifetime go back to Redis. */
+function expired(lease: Lease): boolean {
+  return performance.now() - lease.atMs >= LEASE_TTL_MS;
+}
+
 type ReserveCommand = (key: string, limit: number, units: number) => Promise<number>;
 
 /**
@@ -98,7 +103,7 @@ export class RedisUsageMeter implements UsageMeter {
   release(userId: string, period: string): void {
     const key = this.#key(userId, period);
     const lease = this.#leases.get(key);
-    if (lease && performance.now() - lease.atMs < LEASE_TTL_MS) lease.left++;
+    if (lease && !expired(lease)) lease.left++;
     else this.redis.decr(key).catch(() => {});
   }
 
@@ -126,9 +131,8 @@ export class RedisUsageMeter implements UsageMeter {
   #spend(key: string): boolean {
     const lease = this.#leases.get(key);
     if (!lease || lease.left === 0) return false;
-    if (performance.now() - lease.atMs >= LEASE_TTL_MS) {
-      void this.#giveBack(key, lease);
-      this.#leases.delete(key);
+    if (expired(lease)) {
+      this.#drop(key, lease);
       return false;
     }
     lease.left--;
@@ -145,12 +149,12 @@ export class RedisUsageMeter implements UsageMeter {
   }
 
   #returnExpired(): void {
-    const now = performance.now();
-    for (const [key, lease] of this.#leases) {
-      if (lease.refill || now - lease.atMs < LEASE_TTL_MS) continue;
-      this.#leases.delete(key);
-      void this.#giveBack(key, lease);
-    }
+    for (const [key, lease] of this.#leases) if (!lease.refill && expired(lease)) this.#drop(key, lease);
+  }
+
+  #drop(key: string, lease: Lease): void {
+    this.#leases.delete(key);
+    void this.#giveBack(key, lease);
   }
 
   async #giveBack(key: string, lease: Lease): Promise<void> {
