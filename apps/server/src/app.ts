@@ -126,6 +126,10 @@ export async function buildApp(
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request access logs would cost more than ingestion itself; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // Fastify gives every request's child logger an options object, usually empty, and pino's child() takes
+    // its slow path (redaction set up again) whenever it gets one: pass options only when a route has some.
+    childLoggerFactory: (logger, bindings, options) =>
+      logger.child(bindings, Object.keys(options).length > 0 ? options : undefined),
     trustProxy: deps.config.http.trustProxy,
     bodyLimit: API_BODY_LIMIT_BYTES,
     return503OnClosing: true,

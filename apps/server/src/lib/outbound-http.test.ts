@@ -242,6 +242,23 @@ describe("with allow-list 127.0.0.1/32", () => {
     expect(result.durationMs).toBeLessThan(2_000);
   });
 
+  it("times out a whole attempt whose body keeps trickling in under the per-chunk timeout", async () => {
+    const timers: NodeJS.Timeout[] = [];
+    const trickle = await startServer("127.0.0.1", (_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      // A byte every 50 ms: never idle for the body timeout (300 ms), never done within the deadline.
+      timers.push(setInterval(() => res.write("x"), 50));
+    });
+    try {
+      const result = await http.send(get(`http://127.0.0.1:${trickle.port}/`, { timeoutMs: 300 }));
+      expect(result).toMatchObject({ kind: "error", errorKind: "timeout", retryable: true });
+      expect(result.durationMs).toBeGreaterThanOrEqual(250);
+      expect(result.durationMs).toBeLessThan(2_000);
+    } finally {
+      for (const timer of timers) clearInterval(timer);
+    }
+  });
+
   it("reports a closed port as refused", async () => {
     const closed = await startServer("127.0.0.1");
     await new Promise((resolve) => closed.server.close(resolve));

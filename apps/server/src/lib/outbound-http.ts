@@ -1,4 +1,5 @@
 import { lookup as dnsLookup } from "node:dns/promises";
+import { EventEmitter } from "node:events";
 import { isIP, type LookupFunction } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
@@ -172,14 +173,7 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
       if (!verdict.allowed) return fail("blocked", blockedMessage(host, host, verdict.reason));
     }
 
-    // A timer cleared when the attempt ends, not AbortSignal.timeout(): that one keeps its timer, a WeakRef
-    // and a finalizer registration alive for the whole timeout (30 s) after the request is done, which at
-    // thousands of deliveries a second is hundreds of thousands of live timers for the garbage collector.
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new DOMException("delivery attempt timed out", "TimeoutError")),
-      req.timeoutMs,
-    );
+    const deadline = new Deadline(req.timeoutMs);
     try {
       const response = await agent.request({
         origin: url.origin,
@@ -187,7 +181,7 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
         method: req.method,
         headers: req.headers,
         body: req.body,
-        signal: deadline.signal,
+        signal: deadline,
         headersTimeout: req.timeoutMs,
         bodyTimeout: req.timeoutMs,
       });
@@ -203,29 +197,73 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
     } catch (error) {
       return fail(classifyError(error), describeError(error));
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
     }
   }
 
   return { send, close: () => agent.close() };
 }
 
-/** Reads at most `limit` bytes, then destroys the stream so the rest is never downloaded or buffered. */
-async function readBounded(stream: Readable, limit: number): Promise<{ body: Buffer; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    const room = limit - size;
-    if (chunk.length > room) {
-      if (room > 0) chunks.push(chunk.subarray(0, room));
-      // Destroying mid-body makes undici drop the connection instead of draining it for reuse.
-      stream.destroy();
-      return { body: Buffer.concat(chunks, limit), truncated: true };
-    }
-    chunks.push(chunk);
-    size += chunk.length;
+/**
+ * A request's whole-attempt timeout, as the EventEmitter form of an abort signal that undici accepts
+ * (`aborted`, `reason`, an "abort" event). Not AbortSignal.timeout(): it keeps its timer, a WeakRef and a
+ * finalizer registration alive for the whole timeout (30 s) after the request is done, hundreds of thousands
+ * of them at thousands of deliveries a second. Nor an AbortController: ten times the cost of this (measured
+ * 4.4 µs against 0.45 µs per request with its listener), on every delivery.
+ */
+class Deadline extends EventEmitter {
+  aborted = false;
+  reason: unknown;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(ms: number) {
+    super();
+    this.#timer = setTimeout(() => {
+      this.aborted = true;
+      this.reason = new DOMException("delivery attempt timed out", "TimeoutError");
+      this.emit("abort");
+    }, ms);
   }
-  return { body: Buffer.concat(chunks, size), truncated: false };
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/**
+ * Reads at most `limit` bytes, then destroys the stream so the rest is never downloaded or buffered.
+ * Listeners rather than `for await`: the async iterator costs a promise per chunk and more per response.
+ */
+function readBounded(stream: Readable, limit: number): Promise<{ body: Buffer; truncated: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (result: { body: Buffer; truncated: boolean } | Error) => {
+      if (settled) return;
+      settled = true;
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    stream.on("data", (chunk: Buffer) => {
+      if (settled) return;
+      const room = limit - size;
+      if (chunk.length > room) {
+        if (room > 0) chunks.push(chunk.subarray(0, room));
+        settle({ body: Buffer.concat(chunks, limit), truncated: true });
+        // Destroying mid-body makes undici drop the connection instead of draining it for reuse.
+        stream.destroy();
+        return;
+      }
+      chunks.push(chunk);
+      size += chunk.length;
+    });
+    stream.once("end", () => settle({ body: Buffer.concat(chunks, size), truncated: false }));
+    stream.once("error", (error) => settle(error));
+    stream.once("close", () =>
+      settle(Object.assign(new Error("response body ended early"), { code: "ERR_STREAM_PREMATURE_CLOSE" })),
+    );
+  });
 }
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
