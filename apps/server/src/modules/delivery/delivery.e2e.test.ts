@@ -1,3 +1,6 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyWebhookSignature } from "../../lib/crypto.js";
 import { createHarness, type Harness } from "../../test-support/harness.js";
@@ -233,6 +236,36 @@ describe("retries follow the plan", () => {
       attempts: 1,
       maxAttempts: 1,
     });
+  });
+
+  it("marks a log delivering once its attempt has run for a second, not before", async () => {
+    sink = await startSink(); // unused here: afterEach closes it; this target answers when told
+    let answer: () => void = () => {};
+    const slow = createServer((_req, res) => {
+      answer = () => res.end("ok");
+    });
+    await new Promise<void>((resolve) => slow.listen(0, "127.0.0.1", resolve));
+    try {
+      const user = await h.createUser("pro");
+      const endpoint = await h.createEndpoint(user.headers, {
+        name: "slow",
+        targetUrl: `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`,
+      });
+      const { id } = (
+        await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
+      ).json();
+      const delivering = h.runDeliveries();
+      await sleep(300);
+      expect(await logDetail(user.headers, id)).toMatchObject({ status: "queued" });
+      await sleep(1_000);
+      expect(await logDetail(user.headers, id)).toMatchObject({ status: "delivering" });
+      answer();
+      expect(await delivering).toBe(1);
+      expect(await logDetail(user.headers, id)).toMatchObject({ status: "delivered", attempts: 1 });
+    } finally {
+      slow.closeAllConnections();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
   });
 
   it("honours a 429 Retry-After longer than the backoff, and does not retry a 410", async () => {
