@@ -259,7 +259,7 @@ function readBounded(stream: Readable, limit: number): Promise<{ body: Buffer; t
       size += chunk.length;
     });
     stream.once("end", () => settle({ body: Buffer.concat(chunks, size), truncated: false }));
-    stream.once("error", (error) => settle(error));
+    stream.on("error", (error) => settle(error));
     stream.once("close", () =>
       settle(Object.assign(new Error("response body ended early"), { code: "ERR_STREAM_PREMATURE_CLOSE" })),
     );
