@@ -5,7 +5,7 @@ import { signWebhook } from "../../lib/crypto.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { OutboundHttp, OutboundResult } from "../../lib/outbound-http.js";
 import type { JobOutcome } from "../../queue/queue.js";
-import { padToPowerOfTwo } from "../../storage/query-template.js";
+import { padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js";
 import type { LogStatus, WebhookLogRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
@@ -67,15 +67,16 @@ const NON_RETRYABLE_STATUSES = new Set([410]);
 export function createDeliveryService(deps: DeliveryServiceDeps) {
   const { storage, clock, directory, outbound } = deps;
   const recorder = createDeliveryRecorder(storage);
+  const logsById = new QueryTemplate<string[]>({
+    build: (ids) => storage.db.selectFrom("webhook_logs").select(DELIVERY_COLUMNS).where("id", "in", ids),
+    shape: (ids) => ids.length,
+    parameters: (ids) => ids,
+  });
   // Deliveries claimed together load their logs in one query instead of one each.
   const logs = new DataLoader<string, DeliveryLog | undefined>(
     async (ids) => {
-      const rows = await storage.db
-        .selectFrom("webhook_logs")
-        .select(DELIVERY_COLUMNS)
-        // Padded: a few statement shapes instead of one per batch size (see padToPowerOfTwo).
-        .where("id", "in", padToPowerOfTwo(ids))
-        .execute();
+      // Padded: a few statement shapes instead of one per batch size (see padToPowerOfTwo).
+      const { rows } = await storage.db.executeQuery<DeliveryLog>(logsById.compile(padToPowerOfTwo(ids)));
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id));
     },

@@ -80,6 +80,34 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     shape: (ids) => ids.length,
     parameters: (ids) => ids,
   });
+  /** Leases up to `limit` due jobs of one group, oldest first; built per group on every claim round. */
+  readonly #claims = new QueryTemplate<{ group: string; limit: number; now: number; lockedUntil: number }>({
+    build: ({ group, limit, now, lockedUntil }) =>
+      this.#opts.db
+        .updateTable("queue_jobs")
+        .set({ locked_until: lockedUntil })
+        .where("id", "in", (eb) =>
+          eb
+            .selectFrom("queue_jobs")
+            .select("id")
+            .where("queue", "=", this.#opts.queueName)
+            .where("group_key", "=", group)
+            .where("run_at", "<=", now)
+            .where("locked_until", "<=", now)
+            .orderBy("run_at")
+            .limit(limit),
+        )
+        .returning(["id", "group_key"]),
+    shape: () => 0,
+    parameters: ({ group, limit, now, lockedUntil }) => [
+      lockedUntil,
+      this.#opts.queueName,
+      group,
+      now,
+      now,
+      limit,
+    ],
+  });
   readonly #jobReschedules = new QueryTemplate<{ id: string; runAtMs: number }>({
     build: ({ id, runAtMs }) =>
       this.#opts.db.updateTable("queue_jobs").set({ run_at: runAtMs, locked_until: 0 }).where("id", "=", id),
@@ -273,24 +301,11 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     }
     const lockedUntil = now + this.#opts.leaseMs;
     const results = await Promise.all(
-      plan.map(({ group, limit }) =>
-        this.#opts.db
-          .updateTable("queue_jobs")
-          .set({ locked_until: lockedUntil })
-          .where("id", "in", (eb) =>
-            eb
-              .selectFrom("queue_jobs")
-              .select("id")
-              .where("queue", "=", this.#opts.queueName)
-              .where("group_key", "=", group)
-              .where("run_at", "<=", now)
-              .where("locked_until", "<=", now)
-              .orderBy("run_at")
-              .limit(limit),
-          )
-          .returning(["id", "group_key"])
-          .execute(),
-      ),
+      plan.map(async ({ group, limit }) => {
+        const claim = this.#claims.compile({ group, limit, now, lockedUntil });
+        const { rows } = await this.#opts.db.executeQuery<{ id: string; group_key: string }>(claim);
+        return rows;
+      }),
     );
     let claimed = 0;
     let more = left === 0 || plan.length === MAX_GROUPS_PER_FILL || dueButFull;
