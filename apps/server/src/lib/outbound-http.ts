@@ -260,9 +260,11 @@ function readBounded(stream: Readable, limit: number): Promise<{ body: Buffer; t
     });
     stream.once("end", () => settle({ body: Buffer.concat(chunks, size), truncated: false }));
     stream.on("error", (error) => settle(error));
-    stream.once("close", () =>
-      settle(Object.assign(new Error("response body ended early"), { code: "ERR_STREAM_PREMATURE_CLOSE" })),
-    );
+    // Every body closes, normally after its end: build the error (and its stack) only when it did not.
+    stream.once("close", () => {
+      if (!settled)
+        settle(Object.assign(new Error("response body ended early"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+    });
   });
 }
 
