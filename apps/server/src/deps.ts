@@ -133,9 +133,6 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     random: overrides.random ?? Math.random,
     secretBox: overrides.secretBox ?? createSecretBox(resolveSecretKey(config)),
   };
-  // Longer than any attempt can take, so a live delivery is never claimed twice.
-  const leaseMs = config.delivery.timeoutMs * 2 + 30_000;
-
   if (!redisUrl) {
     if (storage.dialect !== "sqlite") throw new Error("PostgreSQL storage needs REDIS_URL (scale mode).");
     const queue =
@@ -147,7 +144,6 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
         logger,
         concurrency: config.delivery.concurrency,
         groupConcurrency: config.delivery.endpointConcurrency,
-        leaseMs,
       });
     const periodic = new TimerPeriodicJobs(logger);
     return {

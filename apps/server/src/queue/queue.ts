@@ -1,4 +1,4 @@
-import type { CompiledQuery } from "kysely";
+import type { DeliveryLogRow } from "../storage/schema.js";
 
 /**
  * Delivery jobs carry ids, not payloads: the log row in the database is the truth, the queue only
@@ -13,20 +13,27 @@ export interface DeliveryJob {
 
 export type JobOutcome = { kind: "done" } | { kind: "retry"; runAtMs: number };
 
-export type JobHandler = (job: { logId: string; endpointId: string }) => Promise<JobOutcome>;
+export interface ClaimedJob {
+  logId: string;
+  endpointId: string;
+  /** The log as read by the claim, when the queue reads logs anyway (embedded); else the handler loads it. */
+  log?: DeliveryLogRow;
+}
+
+/**
+ * Runs one job. It writes the attempt's outcome to the log before it returns (the embedded queue reads
+ * what is pending from the logs): `done` once the log is delivered, failed or gone, `retry` once the
+ * log's `next_attempt_at` is `runAtMs`.
+ */
+export type JobHandler = (job: ClaimedJob) => Promise<JobOutcome>;
 
 export interface DeliveryQueue {
-  /**
-   * Statements to commit in the same transaction as the logs. The embedded queue's job rows go here, so a
-   * log and its job commit together; a broker-backed queue returns none and acts in `afterCommit`.
-   */
-  stage(jobs: readonly DeliveryJob[]): CompiledQuery[];
   /**
    * Called once the transaction committed: hands jobs to a broker, or wakes local consumers. Never
    * rejects: the logs are stored, and a broker that refuses them now leaves them to the reconciler.
    */
   afterCommit(jobs: readonly DeliveryJob[]): Promise<void>;
-  /** Enqueue outside an ingest transaction (replay, resume of a paused endpoint). */
+  /** Enqueue logs already committed, outside ingest (resume of a paused endpoint, reconciler). */
   enqueue(jobs: readonly DeliveryJob[]): Promise<void>;
   /** Start consuming with `handler`; resolves once the consumer is running. */
   startConsumer(handler: JobHandler): Promise<void>;

@@ -143,7 +143,7 @@ describe.each(["sqlite", "postgres"] as const)("QueryTemplate (%s)", (dialect) =
 
   it("falls back to Kysely for a shape whose parameters it would misorder", () => {
     const template = new QueryTemplate<{ id: string; at: number }>({
-      build: ({ id, at }) => db.updateTable("queue_jobs").set({ run_at: at }).where("id", "=", id),
+      build: ({ id, at }) => db.updateTable("webhook_logs").set({ next_attempt_at: at }).where("id", "=", id),
       shape: () => 0,
       parameters: ({ id, at }) => [id, at], // wrong on purpose: Kysely puts the SET value first
     });

@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable } from "kysely";
+import type { Insertable, Selectable } from "kysely";
 
 /**
  * Table types shared by the SQLite and PostgreSQL adapters. Portable choices: timestamps are integer
@@ -10,7 +10,6 @@ export interface Database {
   endpoints: EndpointsTable;
   webhook_logs: WebhookLogsTable;
   delivery_attempts: DeliveryAttemptsTable;
-  queue_jobs: QueueJobsTable;
   usage_counters: UsageCountersTable;
   sessions: SessionsTable;
   one_time_tokens: OneTimeTokensTable;
@@ -173,6 +172,10 @@ export interface WebhookLogsTable {
   status: LogStatus;
   attempt_count: number;
   max_attempts: number;
+  /**
+   * When the next attempt is due; set exactly while the log is queued, retrying or delivering (the
+   * embedded queue claims logs by it), null once delivered or failed.
+   */
   next_attempt_at: number | null;
   response_status: number | null;
   error_kind: string | null;
@@ -200,16 +203,6 @@ export interface DeliveryAttemptsTable {
   error_message: string | null;
 }
 
-/** The embedded queue's jobs; one per log in flight (id = log id). Unused by the BullMQ adapter. */
-export interface QueueJobsTable {
-  id: string;
-  queue: string;
-  group_key: string;
-  run_at: number;
-  locked_until: Generated<number>;
-  created_at: number;
-}
-
 export interface UsageCountersTable {
   user_id: string;
   /** Calendar month in UTC, `YYYY-MM`. */
@@ -220,5 +213,20 @@ export interface UsageCountersTable {
 export type UserRow = Selectable<UsersTable>;
 export type EndpointRow = Selectable<EndpointsTable>;
 export type WebhookLogRow = Selectable<WebhookLogsTable>;
+/** What a delivery attempt reads of its log (the embedded queue reads it with the claim). */
+export const DELIVERY_LOG_COLUMNS = [
+  "id",
+  "user_id",
+  "endpoint_id",
+  "method",
+  "query",
+  "request_headers",
+  "request_body",
+  "is_test",
+  "status",
+  "attempt_count",
+  "max_attempts",
+] as const satisfies readonly (keyof WebhookLogRow)[];
+export type DeliveryLogRow = Pick<WebhookLogRow, (typeof DELIVERY_LOG_COLUMNS)[number]>;
 export type NewWebhookLog = Insertable<WebhookLogsTable>;
 export type DeliveryAttemptRow = Selectable<DeliveryAttemptsTable>;

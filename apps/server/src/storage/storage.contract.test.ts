@@ -12,7 +12,6 @@ const EXPECTED_TABLES = [
   "api_keys",
   "delivery_attempts",
   "endpoints",
-  "queue_jobs",
   "usage_counters",
   "users",
   "webhook_logs",

@@ -8,6 +8,7 @@ import * as oauthStates from "./migrations/004-oauth-states.js";
 import * as notifications from "./migrations/005-notifications.js";
 import * as queueGroupIndex from "./migrations/006-queue-group-index.js";
 import * as dropQueueDueIndex from "./migrations/007-drop-queue-due-index.js";
+import * as logsAsQueue from "./migrations/008-logs-as-queue.js";
 import type { Database } from "./schema.js";
 
 export type { Dialect } from "./dialect.js";
@@ -44,6 +45,7 @@ const migrations: Record<string, (db: Kysely<unknown>, dialect: Dialect) => Prom
   "005-notifications": notifications.up,
   "006-queue-group-index": queueGroupIndex.up,
   "007-drop-queue-due-index": dropQueueDueIndex.up,
+  "008-logs-as-queue": logsAsQueue.up,
 };
 
 export async function migrateToLatest(storage: Storage): Promise<void> {

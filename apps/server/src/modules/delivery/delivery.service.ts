@@ -4,9 +4,9 @@ import type { Clock } from "../../lib/clock.js";
 import { signWebhook } from "../../lib/crypto.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { OutboundHttp, OutboundResult } from "../../lib/outbound-http.js";
-import type { JobOutcome } from "../../queue/queue.js";
+import type { ClaimedJob, JobOutcome } from "../../queue/queue.js";
 import { padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js";
-import type { LogStatus, WebhookLogRow } from "../../storage/schema.js";
+import { DELIVERY_LOG_COLUMNS, type DeliveryLogRow, type LogStatus } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
 import type { AttemptRecord } from "./delivery-recorder.js";
@@ -43,21 +43,6 @@ export interface DeliveryServiceDeps {
   listeners?: ((event: DeliveryOutcomeEvent) => void)[];
 }
 
-const DELIVERY_COLUMNS = [
-  "id",
-  "user_id",
-  "endpoint_id",
-  "method",
-  "query",
-  "request_headers",
-  "request_body",
-  "is_test",
-  "status",
-  "attempt_count",
-  "max_attempts",
-] as const;
-type DeliveryLog = Pick<WebhookLogRow, (typeof DELIVERY_COLUMNS)[number]>;
-
 /** An attempt still running after this long is marked `delivering` on its log. */
 const STARTED_MARK_DELAY_MS = 1_000;
 
@@ -68,15 +53,15 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
   const { storage, clock, directory, outbound } = deps;
   const recorder = createDeliveryRecorder(storage);
   const logsById = new QueryTemplate<string[]>({
-    build: (ids) => storage.db.selectFrom("webhook_logs").select(DELIVERY_COLUMNS).where("id", "in", ids),
+    build: (ids) => storage.db.selectFrom("webhook_logs").select(DELIVERY_LOG_COLUMNS).where("id", "in", ids),
     shape: (ids) => ids.length,
     parameters: (ids) => ids,
   });
   // Deliveries claimed together load their logs in one query instead of one each.
-  const logs = new DataLoader<string, DeliveryLog | undefined>(
+  const logs = new DataLoader<string, DeliveryLogRow | undefined>(
     async (ids) => {
       // Padded: a few statement shapes instead of one per batch size (see padToPowerOfTwo).
-      const { rows } = await storage.db.executeQuery<DeliveryLog>(logsById.compile(padToPowerOfTwo(ids)));
+      const { rows } = await storage.db.executeQuery<DeliveryLogRow>(logsById.compile(padToPowerOfTwo(ids)));
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id));
     },
@@ -104,8 +89,8 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
   }
 
   /** Delivers one attempt of one webhook; the queue calls this with the log id. */
-  async function deliver(job: { logId: string }): Promise<JobOutcome> {
-    const log = await logs.load(job.logId);
+  async function deliver(job: ClaimedJob): Promise<JobOutcome> {
+    const log = job.log ?? (await logs.load(job.logId));
     // Gone (retention, endpoint deleted) or already finished by an earlier run of this job: nothing to do.
     if (!log || log.status === "delivered" || log.status === "failed") return { kind: "done" };
     const endpoint = await directory.byId(log.endpoint_id);

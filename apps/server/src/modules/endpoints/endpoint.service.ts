@@ -164,14 +164,11 @@ export function createEndpointService(deps: EndpointServiceDeps) {
       return toView(updated, true);
     },
 
-    /** Deletes the endpoint with its logs and attempts (foreign-key cascade) and pending jobs. */
+    /** Deletes the endpoint with its logs and attempts (foreign-key cascade), pending ones included. */
     async remove(userId: string, id: string): Promise<boolean> {
       const row = await findOwned(userId, id);
       if (!row) return false;
-      await db.transaction().execute(async (trx) => {
-        await trx.deleteFrom("queue_jobs").where("group_key", "=", id).execute();
-        await trx.deleteFrom("endpoints").where("id", "=", id).where("user_id", "=", userId).execute();
-      });
+      await db.deleteFrom("endpoints").where("id", "=", id).where("user_id", "=", userId).execute();
       await directory.invalidate(row);
       return true;
     },

@@ -115,9 +115,9 @@ export function createIngestService(deps: IngestServiceDeps) {
       }
       const period = usagePeriod(clock.now());
       for (const [userId, count] of perUser) statements.push(usageUpserts.compile({ userId, period, count }));
-      statements.push(...queue.stage(jobs));
-      // Logs, usage and (embedded) jobs commit together, in one round trip. They are new rows, and one
-      // usage upsert per user: independent statements, which PostgreSQL runs as a single one.
+      // Logs and usage commit together, in one round trip (the committed log is the embedded queue's job).
+      // They are new rows, and one usage upsert per user: independent statements, which PostgreSQL runs
+      // as a single one.
       await storage.executeBatch(statements, { independent: true });
       // Committed: the 202s need not wait for the broker. Should handing the jobs over fail, the logs
       // stay queued and the reconciler enqueues them (afterCommit logs that; it does not reject).

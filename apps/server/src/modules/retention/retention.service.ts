@@ -1,4 +1,3 @@
-import { sql } from "kysely";
 import type { Logger } from "pino";
 import type { Clock } from "../../lib/clock.js";
 import type { Storage } from "../../storage/storage.js";
@@ -58,19 +57,6 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
       const longest = Math.max(...Object.values(planLimits).map((limits) => limits.logRetentionMs));
       let deleted = await deleteInBatches(now - longest, false, now);
       deleted += await deleteInBatches(now - planLimits.free.logRetentionMs, true, now);
-      // Jobs whose log is gone would find nothing to deliver; drop them with the logs.
-      await db
-        .deleteFrom("queue_jobs")
-        .where(({ not, exists, selectFrom }) =>
-          not(
-            exists(
-              selectFrom("webhook_logs")
-                .select(sql`1`.as("one"))
-                .whereRef("webhook_logs.id", "=", "queue_jobs.id"),
-            ),
-          ),
-        )
-        .execute();
       if (deleted > 0) logger.info({ deleted }, "retention: deleted expired webhook logs");
       return { deleted };
     },

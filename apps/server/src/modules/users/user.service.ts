@@ -183,13 +183,7 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
 
     /** Deletes the user and everything they own; sessions and API keys go with it. */
     async deleteAccount(id: string): Promise<void> {
-      await db.transaction().execute(async (trx) => {
-        await trx
-          .deleteFrom("queue_jobs")
-          .where("group_key", "in", (eb) => eb.selectFrom("endpoints").select("id").where("user_id", "=", id))
-          .execute();
-        await trx.deleteFrom("users").where("id", "=", id).execute();
-      });
+      await db.deleteFrom("users").where("id", "=", id).execute();
     },
 
     /** Mail kept by the dev outbox (no mail provider configured), newest first. */

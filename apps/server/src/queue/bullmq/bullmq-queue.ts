@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import type { CompiledQuery } from "kysely";
 import type { Logger } from "pino";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
@@ -109,11 +108,6 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
       },
     });
     this.#handovers.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq queue error"));
-  }
-
-  stage(): CompiledQuery[] {
-    // Nothing to write with the logs: jobs go to Redis once the logs are committed.
-    return [];
   }
 
   async afterCommit(jobs: readonly DeliveryJob[]): Promise<void> {

@@ -9,6 +9,8 @@ import { EmbeddedDeliveryQueue } from "./embedded-queue.js";
 /**
  * The embedded queue's background consumer with real time (the contract suite drives queues with
  * runOnce): claims are per endpoint, so a backlog behind a hung endpoint does not hold up the others.
+ * Its jobs are the pending logs themselves; these tests write log rows as ingest would and finish them as
+ * the delivery recorder would.
  */
 let storage: Storage;
 let queue: EmbeddedDeliveryQueue;
@@ -17,6 +19,22 @@ const release: (() => void)[] = [];
 async function start(options: { groupConcurrency: number }) {
   storage = openSqliteStorage({ filename: ":memory:" });
   await migrateToLatest(storage);
+  const now = Date.now();
+  await storage.db
+    .insertInto("users")
+    .values({
+      id: "usr_1",
+      email: "q@example.com",
+      name: null,
+      plan: "pro",
+      trial_ends_at: null,
+      created_at: now,
+      updated_at: now,
+      password_hash: null,
+      email_verified_at: null,
+      avatar_url: null,
+    })
+    .execute();
   queue = new EmbeddedDeliveryQueue({
     db: storage.db,
     storage,
@@ -24,7 +42,6 @@ async function start(options: { groupConcurrency: number }) {
     logger: pino({ level: "silent" }),
     concurrency: 32,
     groupConcurrency: options.groupConcurrency,
-    leaseMs: 60_000,
     pollIntervalMs: 50,
   });
 }
@@ -35,12 +52,75 @@ afterEach(async () => {
   await storage.close();
 });
 
-const jobs = (endpointId: string, count: number, prefix = endpointId) =>
-  Array.from({ length: count }, (_, i) => ({
-    logId: `log_${prefix}_${String(i).padStart(4, "0")}`,
-    endpointId,
-    runAtMs: Date.now(),
-  }));
+/** Committed logs of a (new) endpoint, due now, as ingest leaves them; returns their jobs. */
+async function pendingLogs(endpointId: string, count: number, options: { paused?: boolean } = {}) {
+  const now = Date.now();
+  const { db } = storage;
+  await db
+    .insertInto("endpoints")
+    .values({
+      id: endpointId,
+      user_id: "usr_1",
+      name: endpointId,
+      slug: `mt_${endpointId}`,
+      target_url: "http://127.0.0.1:9/",
+      signing_secret_sealed: null,
+      is_paused: options.paused ? 1 : 0,
+      created_at: now,
+      updated_at: now,
+    })
+    .onConflict((oc) => oc.column("id").doNothing())
+    .execute();
+  const ids = Array.from({ length: count }, (_, i) => `log_${endpointId}_${String(i).padStart(4, "0")}`);
+  await db
+    .insertInto("webhook_logs")
+    .values(
+      ids.map((id) => ({
+        id,
+        user_id: "usr_1",
+        endpoint_id: endpointId,
+        method: "POST",
+        query: "",
+        request_headers: "{}",
+        request_body: Buffer.from("{}"),
+        request_size: 2,
+        source: null,
+        is_test: 0,
+        status: "queued" as const,
+        attempt_count: 0,
+        max_attempts: 5,
+        next_attempt_at: now,
+        response_status: null,
+        error_kind: null,
+        error_message: null,
+        duration_ms: null,
+        created_at: now,
+        updated_at: now,
+        completed_at: null,
+      })),
+    )
+    .execute();
+  return ids.map((logId) => ({ logId, endpointId, runAtMs: now }));
+}
+
+/** What the delivery recorder writes for an outcome, before the handler returns it. */
+async function record(logId: string, outcome: JobOutcome): Promise<JobOutcome> {
+  await storage.db
+    .updateTable("webhook_logs")
+    .set(
+      outcome.kind === "done"
+        ? { status: "delivered", next_attempt_at: null }
+        : { status: "retrying", next_attempt_at: outcome.runAtMs },
+    )
+    .where("id", "=", logId)
+    .execute();
+  return outcome;
+}
+
+async function waitFor(condition: () => boolean, ms = 3_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 
 describe("EmbeddedDeliveryQueue consumer", () => {
   it("keeps delivering to healthy endpoints while a hung one has a backlog", async () => {
@@ -51,46 +131,99 @@ describe("EmbeddedDeliveryQueue consumer", () => {
       started[job.endpointId] = (started[job.endpointId] ?? 0) + 1;
       if (job.endpointId === "ep_hung") await new Promise<void>((done) => release.push(done));
       finishedAt.set(job.logId, Date.now());
-      return { kind: "done" };
+      return record(job.logId, { kind: "done" });
     });
-    await queue.enqueue(jobs("ep_hung", 500));
+    await queue.enqueue(await pendingLogs("ep_hung", 500));
     await new Promise((resolve) => setTimeout(resolve, 100));
     const sentAt = Date.now();
-    await queue.enqueue([...jobs("ep_a", 20), ...jobs("ep_b", 20)]);
-    const deadline = Date.now() + 5_000;
-    while (finishedAt.size < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const healthy = [...(await pendingLogs("ep_a", 20)), ...(await pendingLogs("ep_b", 20))];
+    await queue.afterCommit(healthy);
+    await waitFor(() => finishedAt.size === 40, 5_000);
     expect(finishedAt.size).toBe(40);
     expect(Math.max(...finishedAt.values()) - sentAt).toBeLessThan(1_000);
-    // The hung endpoint holds exactly its own slots, never more.
+    // The hung endpoint holds exactly its own slots, never more, and its running logs are not claimed
+    // twice although they are still pending in the table.
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(started.ep_hung).toBe(4);
   });
 
-  it("finds jobs it was not told about (left by an earlier process) when it starts", async () => {
+  it("finds pending logs it was not told about (left by an earlier process) when it starts", async () => {
     await start({ groupConcurrency: 4 });
     const seen: string[] = [];
-    // Rows written straight into the table, as a crashed process leaves them.
-    await storage.executeBatch(queue.stage(jobs("ep_left", 3)));
+    await pendingLogs("ep_left", 3);
     await queue.startConsumer(async (job) => {
       seen.push(job.logId);
-      return { kind: "done" };
+      return record(job.logId, { kind: "done" });
     });
-    const deadline = Date.now() + 3_000;
-    while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => seen.length === 3);
     expect(seen.sort()).toEqual(["log_ep_left_0000", "log_ep_left_0001", "log_ep_left_0002"]);
   });
 
   it("runs a retry when it comes due, also when the endpoint has nothing else queued", async () => {
     await start({ groupConcurrency: 4 });
     const runs: number[] = [];
-    await queue.startConsumer(async () => {
+    await queue.startConsumer(async ({ logId }) => {
       runs.push(Date.now());
-      return runs.length === 1 ? { kind: "retry", runAtMs: Date.now() + 300 } : { kind: "done" };
+      return record(
+        logId,
+        runs.length === 1 ? { kind: "retry", runAtMs: Date.now() + 300 } : { kind: "done" },
+      );
     });
-    await queue.enqueue(jobs("ep_retry", 1));
-    const deadline = Date.now() + 3_000;
-    while (runs.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await queue.afterCommit(await pendingLogs("ep_retry", 1));
+    await waitFor(() => runs.length >= 2);
     expect(runs).toHaveLength(2);
     expect(runs[1]! - runs[0]!).toBeGreaterThanOrEqual(300);
     expect(await queue.depth()).toBe(0);
+  });
+
+  it("leaves the logs of a paused endpoint alone until it is resumed", async () => {
+    await start({ groupConcurrency: 4 });
+    const seen: string[] = [];
+    await queue.startConsumer(async (job) => {
+      seen.push(job.logId);
+      return record(job.logId, { kind: "done" });
+    });
+    const parked = await pendingLogs("ep_paused", 2, { paused: true });
+    await queue.afterCommit([...parked, ...(await pendingLogs("ep_open", 1))]);
+    await waitFor(() => seen.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(seen).toEqual(["log_ep_open_0000"]);
+    expect(await queue.depth()).toBe(0);
+
+    await storage.db.updateTable("endpoints").set({ is_paused: 0 }).where("id", "=", "ep_paused").execute();
+    await queue.enqueue(parked);
+    await waitFor(() => seen.length === 3);
+    expect(seen.slice(1).sort()).toEqual(["log_ep_paused_0000", "log_ep_paused_0001"]);
+  });
+
+  it("reclaims a log whose handler never finished once the process restarts (at-least-once)", async () => {
+    await start({ groupConcurrency: 4 });
+    let firstRuns = 0;
+    await queue.startConsumer(async () => {
+      firstRuns++;
+      await new Promise<void>((done) => release.push(done));
+      return { kind: "done" }; // never reached before the "crash": nothing was recorded
+    });
+    await queue.afterCommit(await pendingLogs("ep_crash", 1));
+    await waitFor(() => firstRuns === 1);
+    await queue.close(10);
+
+    const seen: string[] = [];
+    const restarted = new EmbeddedDeliveryQueue({
+      db: storage.db,
+      storage,
+      clock: systemClock,
+      logger: pino({ level: "silent" }),
+      concurrency: 32,
+      groupConcurrency: 4,
+      pollIntervalMs: 50,
+    });
+    queue = restarted;
+    await restarted.startConsumer(async (job) => {
+      seen.push(job.logId);
+      return record(job.logId, { kind: "done" });
+    });
+    await waitFor(() => seen.length === 1);
+    expect(seen).toEqual(["log_ep_crash_0000"]);
   });
 });

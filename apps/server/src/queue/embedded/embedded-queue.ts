@@ -1,9 +1,8 @@
-import type { CompiledQuery, Insertable, Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { Logger } from "pino";
-import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
-import { InsertTemplate, paddedInLists, QueryTemplate } from "../../storage/query-template.js";
-import type { Database, QueueJobsTable } from "../../storage/schema.js";
+import { paddedInLists, QueryTemplate } from "../../storage/query-template.js";
+import { type Database, DELIVERY_LOG_COLUMNS, type DeliveryLogRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
 
@@ -12,35 +11,39 @@ export interface EmbeddedQueueOptions {
   storage: Storage;
   clock: Clock;
   logger: Logger;
-  queueName?: string;
   /** Jobs in flight in this process. */
   concurrency: number;
   /** Jobs in flight per group (endpoint). */
   groupConcurrency: number;
-  /** A claimed job is reclaimable after this long; must exceed the longest handler run. */
-  leaseMs: number;
   /** How often idle consumers look for jobs that became due (retries). Default 250 ms. */
   pollIntervalMs?: number;
 }
 
-type Ack = { id: string; outcome: JobOutcome };
-
 /** A claim round asks at most this many endpoints; more are served in the next round, at once. */
 const MAX_GROUPS_PER_FILL = 32;
-/** How often the table is scanned for groups this process has not been told about (expired leases). */
+/** How often the table is scanned for groups this process has not been told about (left by a crash). */
 const DISCOVER_EVERY_MS = 5_000;
+/** A handler that throws hit an infrastructure fault: its log is tried again after this long. */
+const HANDLER_ERROR_DELAY_MS = 30_000;
+/** The statuses of a log that still has an attempt to make; exactly those carry a `next_attempt_at`. */
+const PENDING_STATUSES = ["queued", "retrying", "delivering"] as const;
 
 /**
- * Durable queue stored in the same SQLite database as the logs. Job rows are written in the ingest
- * transaction, so a committed log always has its job. A consumer claims due jobs by leasing them; jobs
- * whose handler never finished (crash, kill -9) are claimed again: delivery is at-least-once.
- * One consumer per database: embedded mode runs one process.
+ * The embedded queue keeps no jobs of its own: a pending log is its job. Every log that still has an
+ * attempt to make carries `next_attempt_at` (set at ingest, moved by each retry, cleared when the log is
+ * delivered or failed), and a partial index over (endpoint_id, next_attempt_at) holds exactly those
+ * logs. Claiming is a read of that index; the lease is this process's memory, which is enough because
+ * one process consumes an embedded database, and a process that dies takes its leases with it: after a
+ * restart every pending log is due again (at-least-once). Acknowledging is the handler's own write of
+ * the attempt's outcome, so a delivery costs no queue writes at all, and ingest commits the log alone.
+ * Logs of paused endpoints are not claimed; resuming an endpoint enqueues them.
  */
 export class EmbeddedDeliveryQueue implements DeliveryQueue {
   readonly #opts: Required<EmbeddedQueueOptions>;
+  /** Claimed logs whose handler has not returned (the in-memory leases). */
   readonly #inFlight = new Map<string, Promise<void>>();
-  readonly #inFlightPerGroup = new Map<string, number>();
-  readonly #acks: BatchWriter<Ack>;
+  /** The same, per group (endpoint). */
+  readonly #runningPerGroup = new Map<string, Set<string>>();
   #handler: JobHandler | undefined;
   #closing = false;
   #loop: Promise<void> | undefined;
@@ -48,16 +51,16 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   /** Set when work arrives while the loop is busy claiming, so its next sleep returns at once. */
   #wakeRequested = false;
   /**
-   * Whether due jobs may have been left behind by the last claim (it hit its limit, skipped saturated
-   * endpoints or handed jobs back). Only then does a finished job or a full claim need another claim at
-   * once; otherwise new work wakes the loop itself, and a claim that finds nothing is a wasted write.
+   * Whether due jobs may have been left behind by the last claim (it hit its limit or skipped saturated
+   * endpoints). Only then does a finished job or a full claim need another claim at once; otherwise new
+   * work wakes the loop itself, and a claim that finds nothing is a wasted round trip.
    */
   #backlogPossible = true;
   /**
-   * Endpoints (groups) that may have jobs, with the earliest time one may be due. Jobs are claimed per
-   * group through the (queue, group_key, run_at, locked_until) index, so a backlog behind a saturated or
-   * hung endpoint is never scanned by the claims of the others. Filled by enqueues, retries and a periodic
-   * discovery from the table (the source of truth; it also catches leases that expired).
+   * Endpoints (groups) that may have jobs, with the earliest time one may be due. Logs are claimed per
+   * group through the partial index, so a backlog behind a saturated or hung endpoint is never scanned by
+   * the claims of the others. Filled by ingest, enqueues, retries and a periodic discovery from the table
+   * (the source of truth).
    */
   readonly #groups = new Map<string, number>();
   /** Bumped by every note, so an exhausted claim does not forget a group that got work meanwhile. */
@@ -65,64 +68,50 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   /** Groups that may hold jobs due later (retries, discovered rows): exhaustion checks the table first. */
   readonly #mayHaveFuture = new Set<string>();
   #discoveredAt = Number.NEGATIVE_INFINITY;
-  // 6 columns a row; stay well below SQLite's bound-parameter limit.
-  readonly #jobInserts = new InsertTemplate<Insertable<QueueJobsTable>>(
-    (rows) =>
+  /**
+   * Up to `limit` due logs of one endpoint that this process is not running (`running`: a JSON array of
+   * their ids), oldest first, unless the endpoint is paused; with what their delivery reads, so the
+   * claim is also the load. Its terms match the partial index `webhook_logs_pending_idx` (SQLite uses a
+   * partial index only for a query that states the index's condition), which covers the skipping of
+   * running logs: only the rows claimed are read.
+   */
+  readonly #claims = new QueryTemplate<{ group: string; limit: number; now: number; running: string }>({
+    build: ({ group, limit, now, running }) =>
       this.#opts.db
-        .insertInto("queue_jobs")
-        .values(rows)
-        .onConflict((oc) => oc.column("id").doNothing()),
-    ["id", "queue", "group_key", "run_at", "locked_until", "created_at"],
-    512,
-  );
-  readonly #jobDeletes = new QueryTemplate<string[]>({
-    build: (ids) => this.#opts.db.deleteFrom("queue_jobs").where("id", "in", ids),
-    shape: (ids) => ids.length,
-    parameters: (ids) => ids,
-  });
-  /** Leases up to `limit` due jobs of one group, oldest first; built per group on every claim round. */
-  readonly #claims = new QueryTemplate<{ group: string; limit: number; now: number; lockedUntil: number }>({
-    build: ({ group, limit, now, lockedUntil }) =>
-      this.#opts.db
-        .updateTable("queue_jobs")
-        .set({ locked_until: lockedUntil })
-        .where("id", "in", (eb) =>
-          eb
-            .selectFrom("queue_jobs")
-            .select("id")
-            .where("queue", "=", this.#opts.queueName)
-            .where("group_key", "=", group)
-            .where("run_at", "<=", now)
-            .where("locked_until", "<=", now)
-            .orderBy("run_at")
-            .limit(limit),
+        .selectFrom("webhook_logs")
+        .select(DELIVERY_LOG_COLUMNS)
+        .where("endpoint_id", "=", group)
+        .where("next_attempt_at", "is not", null)
+        .where("next_attempt_at", "<=", now)
+        .where("id", "not in", sql<string>`(select value from json_each(${running}))`)
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom("endpoints")
+                .select(sql<number>`1`.as("one"))
+                .where("endpoints.id", "=", group)
+                .where("endpoints.is_paused", "=", 1),
+            ),
+          ),
         )
-        .returning(["id", "group_key"]),
+        .orderBy("next_attempt_at")
+        .limit(limit),
     shape: () => 0,
-    parameters: ({ group, limit, now, lockedUntil }) => [
-      lockedUntil,
-      this.#opts.queueName,
-      group,
-      now,
-      now,
-      limit,
-    ],
+    parameters: ({ group, limit, now, running }) => [group, now, running, group, 1, limit],
   });
-  readonly #jobReschedules = new QueryTemplate<{ id: string; runAtMs: number }>({
-    build: ({ id, runAtMs }) =>
-      this.#opts.db.updateTable("queue_jobs").set({ run_at: runAtMs, locked_until: 0 }).where("id", "=", id),
-    shape: () => 0,
-    parameters: ({ id, runAtMs }) => [runAtMs, 0, id],
+  readonly #reschedules = new QueryTemplate<{ ids: string[]; runAtMs: number }>({
+    build: ({ ids, runAtMs }) =>
+      this.#opts.db
+        .updateTable("webhook_logs")
+        .set({ next_attempt_at: runAtMs })
+        .where("id", "in", ids)
+        .where("status", "in", PENDING_STATUSES),
+    shape: ({ ids }) => ids.length,
+    parameters: ({ ids, runAtMs }) => [runAtMs, ...ids, ...PENDING_STATUSES],
   });
 
   constructor(options: EmbeddedQueueOptions) {
-    this.#opts = { queueName: "delivery", pollIntervalMs: 250, ...options };
-    // Acks go to SQLite's thread in order, so the next batch may be sent while one is written.
-    this.#acks = new BatchWriter((acks) => this.#applyAcks(acks), { maxInFlight: 2 });
-  }
-
-  stage(jobs: readonly DeliveryJob[]): CompiledQuery[] {
-    return this.#insertQueries(jobs);
+    this.#opts = { pollIntervalMs: 250, ...options };
   }
 
   async afterCommit(jobs: readonly DeliveryJob[]): Promise<void> {
@@ -130,10 +119,26 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     this.#wake();
   }
 
+  /** Schedules pending logs (resume of a paused endpoint): finished or unknown logs are left alone. */
   async enqueue(jobs: readonly DeliveryJob[]): Promise<void> {
-    await this.#opts.storage.executeBatch(this.#insertQueries(jobs));
+    await this.#reschedule(jobs);
     for (const job of jobs) this.#noteWork(job.endpointId, job.runAtMs);
     this.#wake();
+  }
+
+  async #reschedule(jobs: readonly { logId: string; runAtMs: number }[]): Promise<void> {
+    const idsByTime = new Map<number, string[]>();
+    for (const { logId, runAtMs } of jobs) {
+      const ids = idsByTime.get(runAtMs);
+      if (ids) ids.push(logId);
+      else idsByTime.set(runAtMs, [logId]);
+    }
+    const queries = [];
+    for (const [runAtMs, ids] of idsByTime) {
+      for (const list of paddedInLists(ids, 512))
+        queries.push(this.#reschedules.compile({ ids: list, runAtMs }));
+    }
+    if (queries.length > 0) await this.#opts.storage.executeBatch(queries);
   }
 
   #noteWork(group: string, runAtMs: number): void {
@@ -143,31 +148,26 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     this.#groupNotes.set(group, (this.#groupNotes.get(group) ?? 0) + 1);
   }
 
-  /** Every group with a job that is not leased, and when its first one is due. */
+  /** Every endpoint that is not paused and has pending logs, and when its first one is due. */
   async #discover(): Promise<void> {
     this.#discoveredAt = performance.now();
-    const now = this.#opts.clock.now();
     const rows = await this.#opts.db
-      .selectFrom("queue_jobs")
-      .select((eb) => ["group_key", eb.fn.min("run_at").as("next")])
-      .where("queue", "=", this.#opts.queueName)
-      .where("locked_until", "<=", now)
-      .groupBy("group_key")
+      .selectFrom("webhook_logs")
+      .select((eb) => ["endpoint_id", eb.fn.min("next_attempt_at").as("next")])
+      .where("next_attempt_at", "is not", null)
+      .where("endpoint_id", "not in", (eb) =>
+        eb.selectFrom("endpoints").select("endpoints.id").where("endpoints.is_paused", "=", 1),
+      )
+      .groupBy("endpoint_id")
       .execute();
     for (const row of rows) {
-      this.#noteWork(row.group_key, Number(row.next));
-      this.#mayHaveFuture.add(row.group_key);
+      this.#noteWork(row.endpoint_id, Number(row.next));
+      this.#mayHaveFuture.add(row.endpoint_id);
     }
   }
 
   async startConsumer(handler: JobHandler): Promise<void> {
     this.#handler = handler;
-    // Only one consumer uses this database, so every lease still held belongs to a process that died.
-    await this.#opts.db
-      .updateTable("queue_jobs")
-      .set({ locked_until: 0 })
-      .where("queue", "=", this.#opts.queueName)
-      .execute();
     this.#loop = this.#run();
   }
 
@@ -181,7 +181,6 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     this.#discoveredAt = Number.NEGATIVE_INFINITY;
     const claimed = await this.#fill();
     await Promise.all(this.#inFlight.values());
-    await this.#acks.flush();
     return claimed;
   }
 
@@ -189,44 +188,39 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     return !this.#closing;
   }
 
+  /**
+   * Stops claiming and waits up to `graceMs` for running handlers. What does not finish needs no
+   * release: its log is still pending, and the next start claims it again.
+   */
   async close(graceMs = 10_000): Promise<void> {
     this.#closing = true;
     this.#wake();
     await this.#loop;
     const drained = Promise.all(this.#inFlight.values()).then(() => true);
-    const timedOut = new Promise<false>((resolve) => setTimeout(resolve, graceMs, false).unref());
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(resolve, graceMs, false);
+    });
     if (!(await Promise.race([drained, timedOut]))) {
-      // Release what did not finish so the next start delivers it again instead of waiting for the lease.
-      const ids = [...this.#inFlight.keys()];
-      this.#opts.logger.warn({ jobs: ids.length }, "releasing unfinished deliveries at shutdown");
-      await this.#opts.db.updateTable("queue_jobs").set({ locked_until: 0 }).where("id", "in", ids).execute();
+      this.#opts.logger.warn(
+        { jobs: this.#inFlight.size },
+        "unfinished deliveries at shutdown; they run again at the next start",
+      );
     }
-    await this.#acks.flush();
+    clearTimeout(timer);
   }
 
-  /** Jobs waiting or leased; for metrics and tests. */
+  /** Pending logs of endpoints that are not paused: waiting, delayed or running. */
   async depth(): Promise<number> {
     const row = await this.#opts.db
-      .selectFrom("queue_jobs")
+      .selectFrom("webhook_logs")
       .select((eb) => eb.fn.countAll<number>().as("n"))
-      .where("queue", "=", this.#opts.queueName)
+      .where("next_attempt_at", "is not", null)
+      .where("endpoint_id", "not in", (eb) =>
+        eb.selectFrom("endpoints").select("endpoints.id").where("endpoints.is_paused", "=", 1),
+      )
       .executeTakeFirstOrThrow();
     return Number(row.n);
-  }
-
-  #insertQueries(jobs: readonly DeliveryJob[]): CompiledQuery[] {
-    const now = this.#opts.clock.now();
-    const queue = this.#opts.queueName;
-    return this.#jobInserts.compile(
-      jobs.map((job) => ({
-        id: job.logId,
-        queue,
-        group_key: job.endpointId,
-        run_at: job.runAtMs,
-        locked_until: 0,
-        created_at: now,
-      })),
-    );
   }
 
   async #run(): Promise<void> {
@@ -270,7 +264,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       this.#backlogPossible = true;
       return 0;
     }
-    // Claim in batches: a claim is a write, and one per finished job would make it the bottleneck.
+    // Claim in batches: one claim round per finished job would make the claims the bottleneck.
     if (this.#inFlight.size > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) {
       this.#backlogPossible = true;
       return 0;
@@ -284,7 +278,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     let dueButFull = false;
     for (const [group, dueAt] of this.#groups) {
       if (dueAt > now) continue;
-      const free = groupConcurrency - (this.#inFlightPerGroup.get(group) ?? 0);
+      const running = this.#runningPerGroup.get(group)?.size ?? 0;
+      const free = groupConcurrency - running;
       if (free <= 0) {
         dueButFull = true;
         continue;
@@ -299,11 +294,11 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       this.#backlogPossible = dueButFull;
       return 0;
     }
-    const lockedUntil = now + this.#opts.leaseMs;
     const results = await Promise.all(
       plan.map(async ({ group, limit }) => {
-        const claim = this.#claims.compile({ group, limit, now, lockedUntil });
-        const { rows } = await this.#opts.db.executeQuery<{ id: string; group_key: string }>(claim);
+        const running = JSON.stringify(this.#runningIds(group));
+        const claim = this.#claims.compile({ group, limit, now, running });
+        const { rows } = await this.#opts.db.executeQuery<DeliveryLogRow>(claim);
         return rows;
       }),
     );
@@ -312,7 +307,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     const exhausted: { group: string; notes: number }[] = [];
     plan.forEach(({ group, limit, notes }, index) => {
       const rows = results[index]!;
-      for (const job of rows) this.#start(job.id, job.group_key);
+      for (const log of rows) this.#start(log, group);
       claimed += rows.length;
       this.#groups.delete(group);
       if (rows.length === limit) {
@@ -335,56 +330,57 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     return claimed;
   }
 
-  /** When the group's next job that is not leased is due, or null if it has none. */
+  /**
+   * When the group's next log falls due after `now`, or null if it has none. (Every log due by `now`
+   * that is not running was just claimed: the claim came back short.)
+   */
   async #nextDue(group: string, now: number): Promise<number | null> {
     const row = await this.#opts.db
-      .selectFrom("queue_jobs")
-      .select((eb) => eb.fn.min("run_at").as("next"))
-      .where("queue", "=", this.#opts.queueName)
-      .where("group_key", "=", group)
-      .where("locked_until", "<=", now)
+      .selectFrom("webhook_logs")
+      .select((eb) => eb.fn.min("next_attempt_at").as("next"))
+      .where("endpoint_id", "=", group)
+      .where("next_attempt_at", "is not", null)
+      .where("next_attempt_at", ">", now)
       .executeTakeFirst();
     return row?.next === null || row?.next === undefined ? null : Number(row.next);
   }
 
-  #start(id: string, group: string): void {
+  /** Ids of the group's logs whose handler is running. */
+  #runningIds(group: string): string[] {
+    const ids = this.#runningPerGroup.get(group);
+    return ids ? [...ids] : [];
+  }
+
+  #start(log: DeliveryLogRow, group: string): void {
     const handler = this.#handler!;
-    this.#inFlightPerGroup.set(group, (this.#inFlightPerGroup.get(group) ?? 0) + 1);
-    const run = handler({ logId: id, endpointId: group })
-      .catch((error: unknown): JobOutcome => {
+    const id = log.id;
+    const running = this.#runningPerGroup.get(group) ?? new Set<string>();
+    this.#runningPerGroup.set(group, running);
+    running.add(id);
+    const run = handler({ logId: id, endpointId: group, log })
+      .catch(async (error: unknown): Promise<JobOutcome> => {
         // A handler that throws hit an infrastructure fault; try again later rather than lose the job.
         this.#opts.logger.error(
           { err: error, jobId: id },
-          "delivery job failed unexpectedly; retrying in 30 s",
+          `delivery job failed unexpectedly; retrying in ${HANDLER_ERROR_DELAY_MS / 1000} s`,
         );
-        return { kind: "retry", runAtMs: this.#opts.clock.now() + 30_000 };
+        const runAtMs = this.#opts.clock.now() + HANDLER_ERROR_DELAY_MS;
+        // Held until written, so the log cannot be claimed again before it is pushed back.
+        await this.#reschedule([{ logId: id, runAtMs }]).catch((writeError: unknown) => {
+          this.#opts.logger.error({ err: writeError, jobId: id }, "could not reschedule a failed job");
+        });
+        return { kind: "retry", runAtMs };
       })
       .then((outcome) => {
+        // The handler wrote the outcome to the log before returning (a retry's next_attempt_at too).
         if (outcome.kind === "retry") this.#noteWork(group, outcome.runAtMs);
-        // The slot is free once the handler is done; the job stays leased until its ack commits, so it
-        // cannot be claimed again meanwhile (and after a crash it runs again, which the handler tolerates).
-        this.#acks.submit({ id, outcome }).catch((error: unknown) => {
-          this.#opts.logger.error({ err: error, jobId: id }, "acknowledging job failed; it will run again");
-        });
       })
       .finally(() => {
         this.#inFlight.delete(id);
-        const left = (this.#inFlightPerGroup.get(group) ?? 1) - 1;
-        if (left === 0) this.#inFlightPerGroup.delete(group);
-        else this.#inFlightPerGroup.set(group, left);
+        running.delete(id);
+        if (running.size === 0) this.#runningPerGroup.delete(group);
         if (this.#backlogPossible) this.#wake();
       });
     this.#inFlight.set(id, run);
-  }
-
-  async #applyAcks(acks: Ack[]): Promise<void> {
-    const done = acks.filter((ack) => ack.outcome.kind === "done").map((ack) => ack.id);
-    const queries: CompiledQuery[] = [];
-    for (const ids of paddedInLists(done, 512)) queries.push(this.#jobDeletes.compile(ids));
-    for (const ack of acks) {
-      if (ack.outcome.kind !== "retry") continue;
-      queries.push(this.#jobReschedules.compile({ id: ack.id, runAtMs: ack.outcome.runAtMs }));
-    }
-    await this.#opts.storage.executeBatch(queries);
   }
 }
