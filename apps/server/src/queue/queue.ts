@@ -11,6 +11,11 @@ export interface DeliveryJob {
   runAtMs: number;
 }
 
+/** A job handed over right after its log committed, with the log as written (no need to read it back). */
+export interface CommittedJob extends DeliveryJob {
+  log: DeliveryLogRow;
+}
+
 export type JobOutcome = { kind: "done" } | { kind: "retry"; runAtMs: number };
 
 export interface ClaimedJob {
@@ -32,7 +37,7 @@ export interface DeliveryQueue {
    * Called once the transaction committed: hands jobs to a broker, or wakes local consumers. Never
    * rejects: the logs are stored, and a broker that refuses them now leaves them to the reconciler.
    */
-  afterCommit(jobs: readonly DeliveryJob[]): Promise<void>;
+  afterCommit(jobs: readonly CommittedJob[]): Promise<void>;
   /** Enqueue logs already committed, outside ingest (resume of a paused endpoint, reconciler). */
   enqueue(jobs: readonly DeliveryJob[]): Promise<void>;
   /** Start consuming with `handler`; resolves once the consumer is running. */

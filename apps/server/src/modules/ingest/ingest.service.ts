@@ -3,7 +3,7 @@ import { type CompiledQuery, sql } from "kysely";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
-import type { DeliveryJob, DeliveryQueue } from "../../queue/queue.js";
+import type { CommittedJob, DeliveryQueue } from "../../queue/queue.js";
 import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
 import type { NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
@@ -76,7 +76,7 @@ export const LOG_COLUMNS = [
 
 interface PendingLog {
   row: NewWebhookLog;
-  job: DeliveryJob | null;
+  job: CommittedJob | null;
   countsTowardQuota: boolean;
 }
 
@@ -213,7 +213,7 @@ export function createIngestService(deps: IngestServiceDeps) {
         completed_at: null,
       };
       // A paused endpoint stores webhooks without jobs; resuming it enqueues them.
-      const job = endpoint.paused ? null : { logId: id, endpointId: endpoint.id, runAtMs: now };
+      const job = endpoint.paused ? null : { logId: id, endpointId: endpoint.id, runAtMs: now, log: row };
       try {
         await writer.submit({ row, job, countsTowardQuota: !isTest });
       } catch (error) {

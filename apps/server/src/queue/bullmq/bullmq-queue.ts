@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import type { Clock } from "../../lib/clock.js";
 import { GroupSlots } from "../../lib/group-slots.js";
-import type { DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
+import type { CommittedJob, DeliveryJob, DeliveryQueue, JobHandler, JobOutcome } from "../queue.js";
 
 export interface BullmqQueueOptions {
   /** Fail-fast connection shared by producers (enableOfflineQueue: false). */
@@ -110,8 +110,12 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     this.#handovers.on("error", (error) => this.#opts.logger.warn({ err: error }, "bullmq queue error"));
   }
 
-  async afterCommit(jobs: readonly DeliveryJob[]): Promise<void> {
-    if (jobs.length === 0) return;
+  async afterCommit(committed: readonly CommittedJob[]): Promise<void> {
+    if (committed.length === 0) return;
+    // Ids only: the log stays in the database (a worker loads it), not in Redis.
+    const jobs = committed.map(
+      ({ logId, endpointId, runAtMs }): DeliveryJob => ({ logId, endpointId, runAtMs }),
+    );
     // The logs are committed, so the webhook is safe whatever happens here: if Redis refuses, the
     // reconciler enqueues them later. Never fail the caller (that would turn a stored webhook into a 5xx).
     await this.#handoverWriter.submit(jobs).catch((error: unknown) => {

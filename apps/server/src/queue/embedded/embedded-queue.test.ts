@@ -53,7 +53,11 @@ afterEach(async () => {
 });
 
 /** Committed logs of a (new) endpoint, due now, as ingest leaves them; returns their jobs. */
-async function pendingLogs(endpointId: string, count: number, options: { paused?: boolean } = {}) {
+async function pendingLogs(
+  endpointId: string,
+  count: number,
+  options: { paused?: boolean; committed?: boolean } = {},
+) {
   const now = Date.now();
   const { db } = storage;
   await db
@@ -72,35 +76,31 @@ async function pendingLogs(endpointId: string, count: number, options: { paused?
     .onConflict((oc) => oc.column("id").doNothing())
     .execute();
   const ids = Array.from({ length: count }, (_, i) => `log_${endpointId}_${String(i).padStart(4, "0")}`);
-  await db
-    .insertInto("webhook_logs")
-    .values(
-      ids.map((id) => ({
-        id,
-        user_id: "usr_1",
-        endpoint_id: endpointId,
-        method: "POST",
-        query: "",
-        request_headers: "{}",
-        request_body: Buffer.from("{}"),
-        request_size: 2,
-        source: null,
-        is_test: 0,
-        status: "queued" as const,
-        attempt_count: 0,
-        max_attempts: 5,
-        next_attempt_at: now,
-        response_status: null,
-        error_kind: null,
-        error_message: null,
-        duration_ms: null,
-        created_at: now,
-        updated_at: now,
-        completed_at: null,
-      })),
-    )
-    .execute();
-  return ids.map((logId) => ({ logId, endpointId, runAtMs: now }));
+  const rows = ids.map((id) => ({
+    id,
+    user_id: "usr_1",
+    endpoint_id: endpointId,
+    method: "POST",
+    query: "",
+    request_headers: "{}",
+    request_body: Buffer.from("{}"),
+    request_size: 2,
+    source: null,
+    is_test: 0,
+    status: "queued" as const,
+    attempt_count: 0,
+    max_attempts: 5,
+    next_attempt_at: now,
+    response_status: null,
+    error_kind: null,
+    error_message: null,
+    duration_ms: null,
+    created_at: now,
+    updated_at: now,
+    completed_at: null,
+  }));
+  if (options.committed !== false) await db.insertInto("webhook_logs").values(rows).execute();
+  return rows.map((log) => ({ logId: log.id, endpointId, runAtMs: now, log }));
 }
 
 /** What the delivery recorder writes for an outcome, before the handler returns it. */
@@ -179,12 +179,13 @@ describe("EmbeddedDeliveryQueue consumer", () => {
   it("leaves the logs of a paused endpoint alone until it is resumed", async () => {
     await start({ groupConcurrency: 4 });
     const seen: string[] = [];
+    // Ingest hands over no job for a paused endpoint; its logs are found by the scan at start.
+    const parked = await pendingLogs("ep_paused", 2, { paused: true });
     await queue.startConsumer(async (job) => {
       seen.push(job.logId);
       return record(job.logId, { kind: "done" });
     });
-    const parked = await pendingLogs("ep_paused", 2, { paused: true });
-    await queue.afterCommit([...parked, ...(await pendingLogs("ep_open", 1))]);
+    await queue.afterCommit(await pendingLogs("ep_open", 1));
     await waitFor(() => seen.length === 1);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(seen).toEqual(["log_ep_open_0000"]);
@@ -225,5 +226,29 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     });
     await waitFor(() => seen.length === 1);
     expect(seen).toEqual(["log_ep_crash_0000"]);
+  });
+
+  it("starts a log from its commit without a claim, and never runs a log twice", async () => {
+    await start({ groupConcurrency: 64 });
+    const runs = new Map<string, number>();
+    await queue.startConsumer(async (job) => {
+      runs.set(job.logId, (runs.get(job.logId) ?? 0) + 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return record(job.logId, { kind: "done" });
+    });
+    // Not in the table: only the hand-over from the commit can start it.
+    const [fromMemory] = await pendingLogs("ep_memory", 1, { committed: false });
+    await queue.afterCommit([fromMemory!]);
+    expect(runs.get("log_ep_memory_0000")).toBe(1);
+
+    // In the table and handed over while a claim round (a scan, then claims) is under way.
+    const raced = await pendingLogs("ep_race", 40);
+    const claimRound = queue.runOnce();
+    await queue.afterCommit(raced);
+    await claimRound;
+    await waitFor(() => runs.size === 41);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(runs.size).toBe(41);
+    expect([...runs.values()].every((count) => count === 1)).toBe(true);
   });
 });
