@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHarness, type Harness, testMode } from "../test-support/harness.js";
+import { pendingLogRow, recordOutcome } from "../test-support/pending-logs.js";
 import type { JobOutcome } from "./queue.js";
 
 /**
@@ -26,50 +27,15 @@ afterEach(async () => h.close());
 
 /** A committed log still to be delivered, as ingest leaves it (before its job is enqueued). */
 async function pendingLog(id: string, endpoint = 0): Promise<{ logId: string; endpointId: string }> {
-  const now = h.clock.now();
   const endpointId = endpoints[endpoint]!;
   await h.db
     .insertInto("webhook_logs")
-    .values({
-      id,
-      user_id: userId,
-      endpoint_id: endpointId,
-      method: "POST",
-      query: "",
-      request_headers: "{}",
-      request_body: Buffer.from("{}"),
-      request_size: 2,
-      source: null,
-      is_test: 0,
-      status: "queued",
-      attempt_count: 0,
-      max_attempts: 5,
-      next_attempt_at: now,
-      response_status: null,
-      error_kind: null,
-      error_message: null,
-      duration_ms: null,
-      created_at: now,
-      updated_at: now,
-      completed_at: null,
-    })
+    .values(pendingLogRow({ id, userId, endpointId, now: h.clock.now() }))
     .execute();
   return { logId: id, endpointId };
 }
 
-/** What the delivery recorder writes for an outcome, before the handler returns it. */
-async function record(logId: string, outcome: JobOutcome): Promise<JobOutcome> {
-  await h.db
-    .updateTable("webhook_logs")
-    .set(
-      outcome.kind === "done"
-        ? { status: "delivered", next_attempt_at: null }
-        : { status: "retrying", next_attempt_at: outcome.runAtMs },
-    )
-    .where("id", "=", logId)
-    .execute();
-  return outcome;
-}
+const record = (logId: string, outcome: JobOutcome) => recordOutcome(h.db, logId, outcome);
 
 describe(`DeliveryQueue contract (${testMode})`, () => {
   it("hands each enqueued job to the handler once, then forgets it", async () => {

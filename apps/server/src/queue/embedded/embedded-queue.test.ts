@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../lib/clock.js";
 import { openSqliteStorage } from "../../storage/sqlite/sqlite-storage.js";
 import { migrateToLatest, type Storage } from "../../storage/storage.js";
+import { pendingLogRow, recordOutcome } from "../../test-support/pending-logs.js";
 import type { JobOutcome } from "../queue.js";
 import { EmbeddedDeliveryQueue } from "./embedded-queue.js";
 
@@ -76,46 +77,12 @@ async function pendingLogs(
     .onConflict((oc) => oc.column("id").doNothing())
     .execute();
   const ids = Array.from({ length: count }, (_, i) => `log_${endpointId}_${String(i).padStart(4, "0")}`);
-  const rows = ids.map((id) => ({
-    id,
-    user_id: "usr_1",
-    endpoint_id: endpointId,
-    method: "POST",
-    query: "",
-    request_headers: "{}",
-    request_body: Buffer.from("{}"),
-    request_size: 2,
-    source: null,
-    is_test: 0,
-    status: "queued" as const,
-    attempt_count: 0,
-    max_attempts: 5,
-    next_attempt_at: now,
-    response_status: null,
-    error_kind: null,
-    error_message: null,
-    duration_ms: null,
-    created_at: now,
-    updated_at: now,
-    completed_at: null,
-  }));
+  const rows = ids.map((id) => pendingLogRow({ id, userId: "usr_1", endpointId, now }));
   if (options.committed !== false) await db.insertInto("webhook_logs").values(rows).execute();
   return rows.map((log) => ({ logId: log.id, endpointId, runAtMs: now, log }));
 }
 
-/** What the delivery recorder writes for an outcome, before the handler returns it. */
-async function record(logId: string, outcome: JobOutcome): Promise<JobOutcome> {
-  await storage.db
-    .updateTable("webhook_logs")
-    .set(
-      outcome.kind === "done"
-        ? { status: "delivered", next_attempt_at: null }
-        : { status: "retrying", next_attempt_at: outcome.runAtMs },
-    )
-    .where("id", "=", logId)
-    .execute();
-  return outcome;
-}
+const record = (logId: string, outcome: JobOutcome) => recordOutcome(storage.db, logId, outcome);
 
 async function waitFor(condition: () => boolean, ms = 3_000): Promise<void> {
   const deadline = Date.now() + ms;
