@@ -218,4 +218,26 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     expect(runs.size).toBe(41);
     expect([...runs.values()].every((count) => count === 1)).toBe(true);
   });
+
+  it("keeps an endpoint's cap when hand-overs and claims race for its slots", async () => {
+    await start({ groupConcurrency: 4 });
+    let running = 0;
+    let most = 0;
+    let done = 0;
+    await queue.startConsumer(async (job) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      running--;
+      done++;
+      return record(job.logId, { kind: "done" });
+    });
+    const logs = await pendingLogs("ep_capped", 30);
+    const claimRound = queue.runOnce();
+    await queue.afterCommit(logs.slice(0, 10));
+    await claimRound;
+    await waitFor(() => done === 30, 5_000);
+    expect(done).toBe(30);
+    expect(most).toBe(4);
+  });
 });

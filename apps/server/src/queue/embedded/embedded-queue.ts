@@ -136,10 +136,17 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     if (this.#inFlight.has(job.logId)) return true;
     const dueAt = this.#groups.get(job.endpointId);
     if (dueAt !== undefined && dueAt <= now) return false;
-    if (this.#inFlight.size >= this.#opts.concurrency) return false;
-    if ((this.#runningPerGroup.get(job.endpointId)?.size ?? 0) >= this.#opts.groupConcurrency) return false;
+    if (!this.#hasRoom(job.endpointId)) return false;
     this.#start(job.log, job.endpointId);
     return true;
+  }
+
+  /** Whether one more job of `group` fits under the process's and the group's concurrency caps. */
+  #hasRoom(group: string): boolean {
+    return (
+      this.#inFlight.size < this.#opts.concurrency &&
+      (this.#runningPerGroup.get(group)?.size ?? 0) < this.#opts.groupConcurrency
+    );
   }
 
   /** Schedules pending logs (resume of a paused endpoint): finished or unknown logs are left alone. */
@@ -330,14 +337,20 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     const exhausted: { group: string; notes: number }[] = [];
     plan.forEach(({ group, limit, notes }, index) => {
       const rows = results[index]!;
+      let leftBehind = false;
       for (const log of rows) {
         // Started meanwhile from its commit (see #startCommitted).
         if (this.#inFlight.has(log.id)) continue;
+        // Slots taken meanwhile by such hand-overs: the rest stays in the table for the next claim.
+        if (!this.#hasRoom(group)) {
+          leftBehind = true;
+          break;
+        }
         this.#start(log, group);
         claimed++;
       }
       this.#groups.delete(group);
-      if (rows.length === limit) {
+      if (rows.length === limit || leftBehind) {
         this.#groups.set(group, now); // maybe more: back of the line
         more = true;
       } else exhausted.push({ group, notes });
