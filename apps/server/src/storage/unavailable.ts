@@ -31,3 +31,9 @@ export function isStorageUnavailable(error: unknown): boolean {
   if (typeof code === "string" && (CONNECTION_ERROR_CODES.has(code) || code.startsWith("08"))) return true;
   return CONNECTION_ERROR_MESSAGES.some((text) => error.message.includes(text));
 }
+
+/** A write that referenced a row deleted meanwhile (SQLite with foreign_keys on; PostgreSQL 23503). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return code === "SQLITE_CONSTRAINT_FOREIGNKEY" || code === "23503";
+}

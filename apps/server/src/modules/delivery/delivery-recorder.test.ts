@@ -8,8 +8,8 @@ beforeEach(async () => {
 });
 afterEach(async () => h.close());
 
-async function ingest(count: number): Promise<string[]> {
-  const user = await h.createUser("pro");
+async function ingest(count: number, user?: Awaited<ReturnType<Harness["createUser"]>>): Promise<string[]> {
+  user ??= await h.createUser("pro");
   const endpoint = await h.createEndpoint(user.headers, { name: "e", targetUrl: "http://127.0.0.1:9/" });
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -101,5 +101,38 @@ describe(`delivery recorder (${testMode})`, () => {
     expect(await rows([a!])).toEqual({
       [a!]: { status: "delivering", attempt_count: 1, updated_at: 2_005, next_attempt_at: 2_005 },
     });
+  });
+
+  it("records the rest of a batch when one log was deleted meanwhile (endpoint removed mid-delivery)", async () => {
+    const user = await h.createUser("pro");
+    const [gone] = await ingest(1, user);
+    const [kept] = await ingest(1, user);
+    const { endpoint_id } = await h.db
+      .selectFrom("webhook_logs")
+      .select("endpoint_id")
+      .where("id", "=", gone!)
+      .executeTakeFirstOrThrow();
+    const removed = await h.app.inject({
+      method: "DELETE",
+      url: `/api/v1/endpoints/${endpoint_id}`,
+      headers: user.headers,
+    });
+    expect(removed.statusCode).toBe(204);
+    const recorder = createDeliveryRecorder(h.deps.storage);
+    const finish = (logId: string) =>
+      recorder.submit({
+        kind: "finished",
+        attempt: attempt(logId, 1, 200),
+        status: "delivered",
+        nextAttemptAt: null,
+        atMs: 3_000,
+      });
+    // One batch: the attempt row of the deleted log would break its foreign key.
+    await Promise.all([finish(gone!), finish(kept!)]);
+    expect(await rows([gone!, kept!])).toEqual({
+      [kept!]: { status: "delivered", attempt_count: 1, updated_at: 3_000, next_attempt_at: null },
+    });
+    const attempts = await h.db.selectFrom("delivery_attempts").select("log_id").execute();
+    expect(attempts.map((row) => row.log_id)).toEqual([kept!]);
   });
 });

@@ -3,6 +3,7 @@ import { BatchWriter } from "../../lib/batch-writer.js";
 import { InsertTemplate, paddedInLists, QueryTemplate } from "../../storage/query-template.js";
 import type { LogStatus, NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
+import { isForeignKeyViolation } from "../../storage/unavailable.js";
 
 export interface AttemptRecord {
   id: string;
@@ -136,14 +137,31 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
     for (const event of events) if (event.kind === "finished") statements.push(markFinished.compile(event));
   }
 
+  async function write(events: readonly DeliveryEvent[]): Promise<void> {
+    const attempts = events.flatMap((event) => (event.kind === "finished" ? [event.attempt] : []));
+    const statements: CompiledQuery[] = attemptInserts.compile(attempts);
+    const finished = finishedOnceEach(events);
+    if (finished) pushCollapsed(statements, events, finished);
+    else pushOrdered(statements, events);
+    await storage.executeBatch(statements, { independent: finished !== null });
+  }
+
   return new BatchWriter<DeliveryEvent>(
     async (events) => {
-      const attempts = events.flatMap((event) => (event.kind === "finished" ? [event.attempt] : []));
-      const statements: CompiledQuery[] = attemptInserts.compile(attempts);
-      const finished = finishedOnceEach(events);
-      if (finished) pushCollapsed(statements, events, finished);
-      else pushOrdered(statements, events);
-      await storage.executeBatch(statements, { independent: finished !== null });
+      try {
+        await write(events);
+      } catch (error) {
+        if (!isForeignKeyViolation(error)) throw error;
+        // A log deleted while its attempt ran (its endpoint or account removed) leaves its attempt row
+        // nothing to belong to. Record the others instead of failing every delivery of the batch (they
+        // would run again); the deleted log's events have nothing left to update.
+        const ids = [...new Set(events.map(logIdOf))];
+        const existing = await db.selectFrom("webhook_logs").select("id").where("id", "in", ids).execute();
+        const live = new Set(existing.map((row) => row.id));
+        const kept = events.filter((event) => live.has(logIdOf(event)));
+        if (kept.length === events.length) throw error;
+        if (kept.length > 0) await write(kept);
+      }
     },
     {
       // Events of one log must apply in order, so batches apply one after another. (SQLite's thread would
@@ -152,6 +170,10 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
       maxInFlight: 1,
     },
   );
+}
+
+function logIdOf(event: DeliveryEvent): string {
+  return event.kind === "started" ? event.logId : event.attempt.log_id;
 }
 
 /** What a finished attempt sets on its log; every key is always present, so the SQL never changes. */
