@@ -88,7 +88,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
     };
   }
 
-  /** Delivers one attempt of one webhook; the queue calls this with the log id. */
+  /** Delivers one attempt of one webhook; the queue calls this with the log id, and the log when it has it. */
   async function deliver(job: ClaimedJob): Promise<JobOutcome> {
     const log = job.log ?? (await logs.load(job.logId));
     // Gone (retention, endpoint deleted) or already finished by an earlier run of this job: nothing to do.

@@ -76,7 +76,8 @@ export const LOG_COLUMNS = [
 
 interface PendingLog {
   row: NewWebhookLog;
-  job: CommittedJob | null;
+  /** False for a paused endpoint: the log is stored without a job; resuming the endpoint enqueues it. */
+  delivers: boolean;
   countsTowardQuota: boolean;
 }
 
@@ -107,7 +108,9 @@ export function createIngestService(deps: IngestServiceDeps) {
   const handovers = new Set<Promise<void>>();
   const writer = new BatchWriter<PendingLog>(
     async (items) => {
-      const jobs = items.flatMap((item) => (item.job ? [item.job] : []));
+      const jobs = items.flatMap(({ row, delivers }): CommittedJob[] =>
+        delivers ? [{ logId: row.id, endpointId: row.endpoint_id, runAtMs: row.created_at, log: row }] : [],
+      );
       const statements: CompiledQuery[] = logInserts.compile(items.map((item) => item.row));
       const perUser = new Map<string, number>();
       for (const item of items) {
@@ -212,10 +215,8 @@ export function createIngestService(deps: IngestServiceDeps) {
         updated_at: now,
         completed_at: null,
       };
-      // A paused endpoint stores webhooks without jobs; resuming it enqueues them.
-      const job = endpoint.paused ? null : { logId: id, endpointId: endpoint.id, runAtMs: now, log: row };
       try {
-        await writer.submit({ row, job, countsTowardQuota: !isTest });
+        await writer.submit({ row, delivers: !endpoint.paused, countsTowardQuota: !isTest });
       } catch (error) {
         if (!isTest) usage.release(endpoint.userId, period);
         throw error;
