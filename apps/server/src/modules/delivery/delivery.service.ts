@@ -132,6 +132,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
       maxResponseBytes: deps.maxResponseBytes,
     });
     clearTimeout(markStarted);
+    job.requestDone?.();
 
     const outcome = describeResult(result);
     const finishedAt = clock.now();

@@ -240,4 +240,34 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     expect(done).toBe(30);
     expect(most).toBe(4);
   });
+
+  it("gives a job's slot to the next once its request is over, while its outcome is still being written", async () => {
+    await start({ groupConcurrency: 2 });
+    let requests = 0;
+    let mostRequests = 0;
+    const runs = new Map<string, number>();
+    const writes: (() => void)[] = [];
+    await queue.startConsumer(async (job) => {
+      runs.set(job.logId, (runs.get(job.logId) ?? 0) + 1);
+      requests++;
+      mostRequests = Math.max(mostRequests, requests);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      requests--;
+      job.requestDone?.();
+      // The outcome's write is held back: the slot is free, the log still leased.
+      await new Promise<void>((resolve) => writes.push(resolve));
+      return record(job.logId, { kind: "done" });
+    });
+    await queue.enqueue(await pendingLogs("ep_slots", 6));
+    // Every request ran with at most 2 at a time, though no outcome was written yet ...
+    await waitFor(() => writes.length === 6);
+    expect(writes.length).toBe(6);
+    expect(mostRequests).toBe(2);
+    // ... and no leased log was claimed again while its outcome waited.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect([...runs.values()].every((count) => count === 1)).toBe(true);
+    for (const write of writes.splice(0)) write();
+    await queue.close(1_000);
+    expect(await queue.depth()).toBe(0);
+  });
 });

@@ -11,9 +11,9 @@ export interface EmbeddedQueueOptions {
   storage: Storage;
   clock: Clock;
   logger: Logger;
-  /** Jobs in flight in this process. */
+  /** Requests in flight in this process (a job whose request is over, writing its outcome, is not counted). */
   concurrency: number;
-  /** Jobs in flight per group (endpoint). */
+  /** Requests in flight per group (endpoint), counted the same way. */
   groupConcurrency: number;
   /** How often idle consumers look for jobs that became due (retries). Default 250 ms. */
   pollIntervalMs?: number;
@@ -44,6 +44,12 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   readonly #inFlight = new Map<string, Promise<void>>();
   /** The same, per group (endpoint). */
   readonly #runningPerGroup = new Map<string, Set<string>>();
+  /**
+   * Leased jobs whose request is not over yet, in all and per group: what the concurrency caps count.
+   * A job whose request is over only waits for its outcome to commit and holds no connection.
+   */
+  #sending = 0;
+  readonly #sendingPerGroup = new Map<string, number>();
   #handler: JobHandler | undefined;
   #closing = false;
   #loop: Promise<void> | undefined;
@@ -144,8 +150,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   /** Whether one more job of `group` fits under the process's and the group's concurrency caps. */
   #hasRoom(group: string): boolean {
     return (
-      this.#inFlight.size < this.#opts.concurrency &&
-      (this.#runningPerGroup.get(group)?.size ?? 0) < this.#opts.groupConcurrency
+      this.#sending < this.#opts.concurrency &&
+      (this.#sendingPerGroup.get(group) ?? 0) < this.#opts.groupConcurrency
     );
   }
 
@@ -289,13 +295,13 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   }
 
   async #fill(): Promise<number> {
-    const capacity = this.#opts.concurrency - this.#inFlight.size;
+    const capacity = this.#opts.concurrency - this.#sending;
     if (capacity <= 0 || !this.#handler) {
       this.#backlogPossible = true;
       return 0;
     }
     // Claim in batches: one claim round per finished job would make the claims the bottleneck.
-    if (this.#inFlight.size > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) {
+    if (this.#sending > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) {
       this.#backlogPossible = true;
       return 0;
     }
@@ -308,8 +314,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     let dueButFull = false;
     for (const [group, dueAt] of this.#groups) {
       if (dueAt > now) continue;
-      const running = this.#runningPerGroup.get(group)?.size ?? 0;
-      const free = groupConcurrency - running;
+      const free = groupConcurrency - (this.#sendingPerGroup.get(group) ?? 0);
       if (free <= 0) {
         dueButFull = true;
         continue;
@@ -397,7 +402,19 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     const running = this.#runningPerGroup.get(group) ?? new Set<string>();
     this.#runningPerGroup.set(group, running);
     running.add(id);
-    const run = handler({ logId: id, endpointId: group, log })
+    this.#sending++;
+    this.#sendingPerGroup.set(group, (this.#sendingPerGroup.get(group) ?? 0) + 1);
+    let sending = true;
+    const requestDone = () => {
+      if (!sending) return;
+      sending = false;
+      this.#sending--;
+      const left = (this.#sendingPerGroup.get(group) ?? 1) - 1;
+      if (left === 0) this.#sendingPerGroup.delete(group);
+      else this.#sendingPerGroup.set(group, left);
+      if (this.#backlogPossible) this.#wake();
+    };
+    const run = handler({ logId: id, endpointId: group, log, requestDone })
       .catch(async (error: unknown): Promise<JobOutcome> => {
         // A handler that throws hit an infrastructure fault; try again later rather than lose the job.
         this.#opts.logger.error(
@@ -416,6 +433,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         if (outcome.kind === "retry") this.#noteWork(group, outcome.runAtMs);
       })
       .finally(() => {
+        requestDone();
         this.#inFlight.delete(id);
         running.delete(id);
         if (running.size === 0) this.#runningPerGroup.delete(group);
