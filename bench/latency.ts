@@ -23,6 +23,14 @@ export const LATENCY_WARMUP_S = 1;
 export const LATENCY_MEASURE_S = 8;
 export const LATENCY_CONNECTIONS = 64;
 export const LATENCY_DRAIN_MAX_MS = 15_000;
+/**
+ * Before each measured run a fresh Mitte gets a run-in: this many seconds at min(rate, LATENCY_RUN_IN_MAX_RATE),
+ * to the endpoints that deliver, all delivered before the run starts and none measured. A fresh process runs its
+ * code cold (interpreted, then compiled as it gets hot): at 3,000 req/s the first 2–2.5 s queued requests up to
+ * 0.5 s while the second run on the same process stayed under 60 ms, so without a run-in S3 measured start-up.
+ */
+export const LATENCY_RUN_IN_S = 3;
+export const LATENCY_RUN_IN_MAX_RATE = 1_000;
 
 /** Receipts of one open-loop run: when the sink had body i (NaN until then), duplicates and strays. */
 export class ReceiptRecorder {
@@ -30,13 +38,20 @@ export class ReceiptRecorder {
   duplicates = 0;
   unexpected = 0;
   count = 0;
+  /** Receipts of run-in webhooks (not measured). */
+  runIn = 0;
   private readonly idPrefix = eventId(0).slice(0, -10);
+  private readonly runInPrefix = eventId(0, "runin").slice(0, -10);
 
   constructor(readonly total: number) {
     this.receivedAt = new Float64Array(total).fill(Number.NaN);
   }
 
   readonly onReceipt = (id: string | null, atMs: number): void => {
+    if (id?.startsWith(this.runInPrefix)) {
+      this.runIn += 1;
+      return;
+    }
     const index = id?.startsWith(this.idPrefix) ? Number(id.slice(this.idPrefix.length)) : Number.NaN;
     if (!Number.isInteger(index) || index < 0 || index >= this.total) {
       this.unexpected += 1;
@@ -67,6 +82,8 @@ export async function startRecordingSink(
 /** What one open-loop latency run measured (its measured window; the warm-up is left out). */
 export interface LatencyFigures {
   ratePerSec: number;
+  /** The run-in before the run (see LATENCY_RUN_IN_S): its rate, length, 202s and receipts. */
+  runIn: { ratePerSec: number; seconds: number; accepted202: number; received: number };
   warmupSeconds: number;
   measureSeconds: number;
   connections: number;
@@ -120,6 +137,13 @@ export async function measureLatency(options: {
   const paths = slugs.map((slug) => `/api/v1/h/${slug}`);
   const endpointOf = (i: number) => i % slugs.length;
 
+  const runIn = await runInMitte(
+    origin,
+    paths.filter((_, i) => delivers[i]),
+    ratePerSec,
+    recorder,
+  );
+
   await options.beforeWindow?.();
   const cpu = new CpuWindow(options.cpuPids);
   const sent = await openLoop({
@@ -132,20 +156,7 @@ export async function measureLatency(options: {
   });
   let waitFor = 0;
   for (let i = 0; i < total; i += 1) if (sent.status[i] === 202 && delivers[endpointOf(i)]) waitFor += 1;
-  const drainDeadline = sent.scheduledAt[total - 1]! + LATENCY_DRAIN_MAX_MS;
-  let lastCount = -1;
-  let lastProgressAt = performance.now();
-  while (
-    recorder.count < waitFor &&
-    performance.now() < drainDeadline &&
-    performance.now() - lastProgressAt < 5_000
-  ) {
-    if (recorder.count !== lastCount) {
-      lastCount = recorder.count;
-      lastProgressAt = performance.now();
-    }
-    await sleep(20);
-  }
+  await awaitReceipts(() => recorder.count, waitFor, sent.scheduledAt[total - 1]! + LATENCY_DRAIN_MAX_MS);
   const stoppedWaitingAt = performance.now();
   const cpuShares = cpu.stop();
 
@@ -185,6 +196,7 @@ export async function measureLatency(options: {
   }
   return {
     ratePerSec,
+    runIn,
     warmupSeconds: LATENCY_WARMUP_S,
     measureSeconds: LATENCY_MEASURE_S,
     connections: LATENCY_CONNECTIONS,
@@ -208,9 +220,57 @@ export async function measureLatency(options: {
   };
 }
 
+/**
+ * The run-in: min(rate, LATENCY_RUN_IN_MAX_RATE) for LATENCY_RUN_IN_S seconds to `paths`, then waits until every
+ * 202 of it has been delivered (at most LATENCY_DRAIN_MAX_MS, or 5 s without progress).
+ */
+async function runInMitte(
+  origin: string,
+  paths: readonly string[],
+  ratePerSec: number,
+  recorder: ReceiptRecorder,
+): Promise<LatencyFigures["runIn"]> {
+  const runInRate = Math.min(ratePerSec, LATENCY_RUN_IN_MAX_RATE);
+  const count = Math.round(runInRate * LATENCY_RUN_IN_S);
+  const bodies = Array.from({ length: count }, (_, i) => Buffer.from(makeBody(i, "runin")));
+  const sent = await openLoop({
+    origin,
+    path: (i) => paths[i % paths.length]!,
+    ratePerSec: runInRate,
+    bodies,
+    headers: WEBHOOK_HEADERS,
+    connections: LATENCY_CONNECTIONS,
+  });
+  const accepted202 = sent.status.filter((status) => status === 202).length;
+  await awaitReceipts(() => recorder.runIn, accepted202, performance.now() + LATENCY_DRAIN_MAX_MS);
+  return { ratePerSec: runInRate, seconds: LATENCY_RUN_IN_S, accepted202, received: recorder.runIn };
+}
+
+/** Waits until `received()` reaches `expected`, `deadline` (performance.now()) passes, or 5 s pass without progress. */
+async function awaitReceipts(received: () => number, expected: number, deadline: number): Promise<void> {
+  let last = -1;
+  let lastProgressAt = performance.now();
+  while (
+    received() < expected &&
+    performance.now() < deadline &&
+    performance.now() - lastProgressAt < 5_000
+  ) {
+    if (received() !== last) {
+      last = received();
+      lastProgressAt = performance.now();
+    }
+    await sleep(20);
+  }
+}
+
 /** Console lines for one latency run. */
 export function logLatency(figures: LatencyFigures): void {
   const l = figures.latency;
+  log(
+    `run-in: ${fmtInt(figures.runIn.ratePerSec)} req/s for ${figures.runIn.seconds} s, ${fmtInt(
+      figures.runIn.accepted202,
+    )} × 202, ${fmtInt(figures.runIn.received)} delivered before the run`,
+  );
   log(
     `sent ${fmtInt(figures.sent)} (measured), 202 ${fmtInt(figures.accepted202)}, other ${JSON.stringify(
       figures.non202,

@@ -11,13 +11,16 @@ export const WEBHOOK_HEADERS: Record<string, string> = {
 };
 
 /** Event id carried by body number `n`; fixed width so every body has the same layout. */
-export function eventId(n: number): string {
-  return `evt_bench_${String(n).padStart(10, "0")}`;
+/** `bench` ids are measured; `runin` ids (same length) belong to a run-in that only warms Mitte up. */
+export type EventKind = "bench" | "runin";
+
+export function eventId(n: number, kind: EventKind = "bench"): string {
+  return `evt_${kind}_${String(n).padStart(10, "0")}`;
 }
 
 /** A 1024-byte JSON body whose top-level `id` is `eventId(n)`. */
-export function makeBody(n: number): string {
-  const id = eventId(n);
+export function makeBody(n: number, kind: EventKind = "bench"): string {
+  const id = eventId(n, kind);
   const event = {
     id,
     object: "event",

@@ -1,7 +1,7 @@
 /** Markdown rendering of the benchmark results (printed and written to docs/benchmarks.md). */
 import { execFileSync } from "node:child_process";
 import { cpus, platform, release, totalmem } from "node:os";
-import type { LatencyFigures } from "./latency.js";
+import { LATENCY_RUN_IN_MAX_RATE, LATENCY_RUN_IN_S, type LatencyFigures } from "./latency.js";
 import type { HeapFigures, ProcessMemory } from "./stats.js";
 import { fmtInt, fmtMb, fmtMs, fmtOverhead, fmtRatio } from "./stats.js";
 
@@ -616,6 +616,12 @@ export function renderSummaryTable(report: Report): string {
 // ---------------------------------------------------------------- S3
 
 const LATENCY_METHOD = (connections: number, warmup: number, measure: number) => [
+  `Each run starts with a run-in that is not measured: ${LATENCY_RUN_IN_S} s at the run's rate, at most ${fmtInt(
+    LATENCY_RUN_IN_MAX_RATE,
+  )} req/s, to the`,
+  "endpoints that deliver, and the bench waits until all of it was delivered. A fresh process runs its code cold: at",
+  "3,000 req/s its first 2–2.5 s queued requests up to 0.5 s, where a second run on the same process stayed under",
+  "60 ms, so without the run-in the latency levels measured start-up rather than the rate.",
   `Open-loop sender (own, on an undici Pool with ${connections} connections — autocannon's \`overallRate\` is`,
   "closed-loop per connection and does not expose per-request send times). Request i is due at t0 + i/rate and is",
   "sent then, whatever happened to earlier requests. Latency = time the sink (in the bench process, same",
