@@ -270,4 +270,43 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     await queue.close(1_000);
     expect(await queue.depth()).toBe(0);
   });
+
+  it("starts the logs it prefetched in order as slots free up, and leaves them pending when it stops first", async () => {
+    await start({ groupConcurrency: 2 });
+    const started: string[] = [];
+    await queue.startConsumer(async (job) => {
+      started.push(job.logId);
+      await new Promise<void>((done) => release.push(done));
+      job.requestDone?.();
+      return record(job.logId, { kind: "done" });
+    });
+    const jobs = await pendingLogs("ep_prefetch", 8);
+    await queue.enqueue(jobs);
+    await waitFor(() => started.length === 2);
+    // Two running, the next two prefetched: each released slot starts the oldest waiting log.
+    for (const expected of [3, 4, 5]) {
+      release.shift()!();
+      await waitFor(() => started.length === expected);
+    }
+    expect(started).toEqual(jobs.slice(0, 5).map((job) => job.logId));
+
+    // Stopped with logs running and prefetched: only the finished ones are done, the rest run after a restart.
+    await queue.close(10);
+    const seen: string[] = [];
+    queue = new EmbeddedDeliveryQueue({
+      db: storage.db,
+      storage,
+      clock: systemClock,
+      logger: pino({ level: "silent" }),
+      concurrency: 32,
+      groupConcurrency: 2,
+      pollIntervalMs: 50,
+    });
+    await queue.startConsumer(async (job) => {
+      seen.push(job.logId);
+      return record(job.logId, { kind: "done" });
+    });
+    await waitFor(() => seen.length === 5);
+    expect(seen).toEqual(jobs.slice(3).map((job) => job.logId));
+  });
 });
