@@ -36,13 +36,18 @@ async function start(options: { groupConcurrency: number }) {
       avatar_url: null,
     })
     .execute();
-  queue = new EmbeddedDeliveryQueue({
-    db: storage.db,
-    storage,
+  queue = queueOn(storage, options.groupConcurrency);
+}
+
+/** A queue over `db` as the tests run it: 32 slots, `groupConcurrency` per endpoint, polling every 50 ms. */
+function queueOn(db: Storage, groupConcurrency: number): EmbeddedDeliveryQueue {
+  return new EmbeddedDeliveryQueue({
+    db: db.db,
+    storage: db,
     clock: systemClock,
     logger: pino({ level: "silent" }),
     concurrency: 32,
-    groupConcurrency: options.groupConcurrency,
+    groupConcurrency,
     pollIntervalMs: 50,
   });
 }
@@ -177,15 +182,7 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     await queue.close(10);
 
     const seen: string[] = [];
-    const restarted = new EmbeddedDeliveryQueue({
-      db: storage.db,
-      storage,
-      clock: systemClock,
-      logger: pino({ level: "silent" }),
-      concurrency: 32,
-      groupConcurrency: 4,
-      pollIntervalMs: 50,
-    });
+    const restarted = queueOn(storage, 4);
     queue = restarted;
     await restarted.startConsumer(async (job) => {
       seen.push(job.logId);
@@ -293,15 +290,7 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     // Stopped with logs running and prefetched: only the finished ones are done, the rest run after a restart.
     await queue.close(10);
     const seen: string[] = [];
-    queue = new EmbeddedDeliveryQueue({
-      db: storage.db,
-      storage,
-      clock: systemClock,
-      logger: pino({ level: "silent" }),
-      concurrency: 32,
-      groupConcurrency: 2,
-      pollIntervalMs: 50,
-    });
+    queue = queueOn(storage, 2);
     await queue.startConsumer(async (job) => {
       seen.push(job.logId);
       return record(job.logId, { kind: "done" });
