@@ -23,12 +23,6 @@ export interface ClaimedJob {
   endpointId: string;
   /** The log as read by the claim, when the queue reads logs anyway (embedded); else the handler loads it. */
   log?: DeliveryLogRow;
-  /**
-   * The handler calls this once the attempt's request is over, before it writes the outcome: the job's
-   * concurrency slot goes to the next job while the write commits (the job stays leased until then).
-   * Queues whose caps are not theirs to release leave it out.
-   */
-  requestDone?: () => void;
 }
 
 /**

@@ -132,7 +132,6 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
       maxResponseBytes: deps.maxResponseBytes,
     });
     clearTimeout(markStarted);
-    job.requestDone?.();
 
     const outcome = describeResult(result);
     const finishedAt = clock.now();

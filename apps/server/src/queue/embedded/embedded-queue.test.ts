@@ -238,56 +238,25 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     expect(most).toBe(4);
   });
 
-  it("gives a job's slot to the next once its request is over, while its outcome is still being written", async () => {
-    await start({ groupConcurrency: 2 });
-    let requests = 0;
-    let mostRequests = 0;
-    const runs = new Map<string, number>();
-    const writes: (() => void)[] = [];
-    await queue.startConsumer(async (job) => {
-      runs.set(job.logId, (runs.get(job.logId) ?? 0) + 1);
-      requests++;
-      mostRequests = Math.max(mostRequests, requests);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      requests--;
-      job.requestDone?.();
-      // The outcome's write is held back: the slot is free, the log still leased.
-      await new Promise<void>((resolve) => writes.push(resolve));
-      return record(job.logId, { kind: "done" });
-    });
-    await queue.enqueue(await pendingLogs("ep_slots", 6));
-    // Every request ran with at most 2 at a time, though no outcome was written yet ...
-    await waitFor(() => writes.length === 6);
-    expect(writes.length).toBe(6);
-    expect(mostRequests).toBe(2);
-    // ... and no leased log was claimed again while its outcome waited.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect([...runs.values()].every((count) => count === 1)).toBe(true);
-    for (const write of writes.splice(0)) write();
-    await queue.close(1_000);
-    expect(await queue.depth()).toBe(0);
-  });
-
-  it("starts the logs it prefetched in order as slots free up, and leaves them pending when it stops first", async () => {
+  it("starts an endpoint's logs oldest first as slots free up, and leaves the rest pending when it stops", async () => {
     await start({ groupConcurrency: 2 });
     const started: string[] = [];
     await queue.startConsumer(async (job) => {
       started.push(job.logId);
       await new Promise<void>((done) => release.push(done));
-      job.requestDone?.();
       return record(job.logId, { kind: "done" });
     });
-    const jobs = await pendingLogs("ep_prefetch", 8);
+    const jobs = await pendingLogs("ep_order", 8);
     await queue.enqueue(jobs);
     await waitFor(() => started.length === 2);
-    // Two running, the next two prefetched: each released slot starts the oldest waiting log.
+    // Two running: each released slot goes to the oldest waiting log.
     for (const expected of [3, 4, 5]) {
       release.shift()!();
       await waitFor(() => started.length === expected);
     }
     expect(started).toEqual(jobs.slice(0, 5).map((job) => job.logId));
 
-    // Stopped with logs running and prefetched: only the finished ones are done, the rest run after a restart.
+    // Stopped with logs running and waiting: only the finished ones are done, the rest run after a restart.
     await queue.close(10);
     const seen: string[] = [];
     queue = queueOn(storage, 2);

@@ -11,9 +11,9 @@ export interface EmbeddedQueueOptions {
   storage: Storage;
   clock: Clock;
   logger: Logger;
-  /** Requests in flight in this process (a job whose request is over, writing its outcome, is not counted). */
+  /** Jobs in flight in this process. */
   concurrency: number;
-  /** Requests in flight per group (endpoint), counted the same way. */
+  /** Jobs in flight per group (endpoint). */
   groupConcurrency: number;
   /** How often idle consumers look for jobs that became due (retries). Default 250 ms. */
   pollIntervalMs?: number;
@@ -42,23 +42,8 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   readonly #opts: Required<EmbeddedQueueOptions>;
   /** Claimed logs whose handler has not returned (the in-memory leases). */
   readonly #inFlight = new Map<string, Promise<void>>();
-  /** Leased logs per group (endpoint), running or prefetched: claims skip them. */
+  /** The same, per group (endpoint). */
   readonly #runningPerGroup = new Map<string, Set<string>>();
-  /**
-   * Claimed logs waiting for a slot, per group, oldest first: up to one group's cap per group and one
-   * process's cap in all. A slot that frees up starts the next of them at once instead of idling for a
-   * claim's round trip to SQLite's thread (with 64 slots and only claims to refill them, a third of
-   * the slots stood idle in S4). Leased like running logs; a process that stops just forgets them.
-   */
-  readonly #prefetched = new Map<string, DeliveryLogRow[]>();
-  readonly #prefetchedIds = new Set<string>();
-  #startPrefetchedScheduled = false;
-  /**
-   * Leased jobs whose request is not over yet, in all and per group: what the concurrency caps count.
-   * A job whose request is over only waits for its outcome to commit and holds no connection.
-   */
-  #sending = 0;
-  readonly #sendingPerGroup = new Map<string, number>();
   #handler: JobHandler | undefined;
   #closing = false;
   #loop: Promise<void> | undefined;
@@ -148,9 +133,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
    */
   #startCommitted(job: CommittedJob, now: number): boolean {
     if (!this.#loop || this.#closing || job.runAtMs > now) return false;
-    if (this.#isLeased(job.logId)) return true;
-    // Older logs of the endpoint are waiting for a slot: this one goes after them, through the table.
-    if (this.#prefetched.has(job.endpointId)) return false;
+    if (this.#inFlight.has(job.logId)) return true;
     const dueAt = this.#groups.get(job.endpointId);
     if (dueAt !== undefined && dueAt <= now) return false;
     if (!this.#hasRoom(job.endpointId)) return false;
@@ -158,15 +141,11 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     return true;
   }
 
-  #isLeased(logId: string): boolean {
-    return this.#inFlight.has(logId) || this.#prefetchedIds.has(logId);
-  }
-
   /** Whether one more job of `group` fits under the process's and the group's concurrency caps. */
   #hasRoom(group: string): boolean {
     return (
-      this.#sending < this.#opts.concurrency &&
-      (this.#sendingPerGroup.get(group) ?? 0) < this.#opts.groupConcurrency
+      this.#inFlight.size < this.#opts.concurrency &&
+      (this.#runningPerGroup.get(group)?.size ?? 0) < this.#opts.groupConcurrency
     );
   }
 
@@ -230,7 +209,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     if (!handler) throw new Error("runOnce needs a handler");
     this.#handler = handler;
     this.#discoveredAt = Number.NEGATIVE_INFINITY;
-    const claimed = await this.#fill({ prefetch: false });
+    const claimed = await this.#fill();
     await Promise.all(this.#inFlight.values());
     return claimed;
   }
@@ -247,14 +226,6 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     this.#closing = true;
     this.#wake();
     await this.#loop;
-    // Not started: still pending in the table.
-    for (const [group, logs] of this.#prefetched) {
-      const running = this.#runningPerGroup.get(group);
-      for (const log of logs) running?.delete(log.id);
-      if (running?.size === 0) this.#runningPerGroup.delete(group);
-    }
-    this.#prefetched.clear();
-    this.#prefetchedIds.clear();
     const drained = Promise.all(this.#inFlight.values()).then(() => true);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((resolve) => {
@@ -317,48 +288,28 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     });
   }
 
-  /** How many more logs the process may lease: free slots, plus room in the prefetch buffer. */
-  #processRoom(prefetch: boolean): number {
-    const { concurrency } = this.#opts;
-    return concurrency - this.#sending + (prefetch ? concurrency : 0) - this.#prefetchedIds.size;
-  }
-
-  /** The same for one group. */
-  #groupRoom(group: string, prefetch: boolean): number {
-    const { groupConcurrency } = this.#opts;
-    return (
-      groupConcurrency -
-      (this.#sendingPerGroup.get(group) ?? 0) +
-      (prefetch ? groupConcurrency : 0) -
-      (this.#prefetched.get(group)?.length ?? 0)
-    );
-  }
-
-  /**
-   * Claims due logs into free slots and, with `prefetch`, into the prefetch buffer. runOnce claims only
-   * what it can start, so that it runs exactly the jobs that fit.
-   */
-  async #fill({ prefetch = true }: { prefetch?: boolean } = {}): Promise<number> {
-    const capacity = this.#processRoom(prefetch);
+  async #fill(): Promise<number> {
+    const capacity = this.#opts.concurrency - this.#inFlight.size;
     if (capacity <= 0 || !this.#handler) {
       this.#backlogPossible = true;
       return 0;
     }
     // Claim in batches: one claim round per finished job would make the claims the bottleneck.
-    const leased = this.#sending + this.#prefetchedIds.size;
-    if (leased > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) {
+    if (this.#inFlight.size > 0 && capacity < Math.max(1, Math.floor(this.#opts.concurrency / 8))) {
       this.#backlogPossible = true;
       return 0;
     }
     if (performance.now() - this.#discoveredAt > DISCOVER_EVERY_MS) await this.#discover();
     const now = this.#opts.clock.now();
-    // Due groups with room, in round-robin order (served groups move to the back).
+    const { groupConcurrency } = this.#opts;
+    // Due groups with a free slot, in round-robin order (served groups move to the back).
     const plan: { group: string; limit: number; notes: number }[] = [];
     let left = capacity;
     let dueButFull = false;
     for (const [group, dueAt] of this.#groups) {
       if (dueAt > now) continue;
-      const free = this.#groupRoom(group, prefetch);
+      const running = this.#runningPerGroup.get(group)?.size ?? 0;
+      const free = groupConcurrency - running;
       if (free <= 0) {
         dueButFull = true;
         continue;
@@ -389,13 +340,13 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       let leftBehind = false;
       for (const log of rows) {
         // Started meanwhile from its commit (see #startCommitted).
-        if (this.#isLeased(log.id)) continue;
-        // Room taken meanwhile by such hand-overs: the rest stays in the table for the next claim.
-        if (this.#processRoom(prefetch) <= 0 || this.#groupRoom(group, prefetch) <= 0) {
+        if (this.#inFlight.has(log.id)) continue;
+        // Slots taken meanwhile by such hand-overs: the rest stays in the table for the next claim.
+        if (!this.#hasRoom(group)) {
           leftBehind = true;
           break;
         }
-        this.#prefetch(log, group);
+        this.#start(log, group);
         claimed++;
       }
       this.#groups.delete(group);
@@ -404,7 +355,6 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         more = true;
       } else exhausted.push({ group, notes });
     });
-    this.#startPrefetched();
     for (const { group, notes } of exhausted) {
       // Work noted while the claim ran: keep the group.
       if ((this.#groupNotes.get(group) ?? 0) !== notes) {
@@ -441,64 +391,13 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
     return ids ? [...ids] : [];
   }
 
-  /** Leases a claimed log into its group's prefetch buffer (#startPrefetched starts it when a slot is free). */
-  #prefetch(log: DeliveryLogRow, group: string): void {
-    const running = this.#runningPerGroup.get(group) ?? new Set<string>();
-    this.#runningPerGroup.set(group, running);
-    running.add(log.id);
-    const logs = this.#prefetched.get(group);
-    if (logs) logs.push(log);
-    else this.#prefetched.set(group, [log]);
-    this.#prefetchedIds.add(log.id);
-  }
-
-  /**
-   * Starts prefetched logs, each group's oldest first, while slots are free. A group that got a slot
-   * moves to the back, so that under the process's cap the groups take turns.
-   */
-  #startPrefetched(): void {
-    if (this.#closing) return;
-    for (const [group, logs] of [...this.#prefetched]) {
-      if (this.#sending >= this.#opts.concurrency) break;
-      let started = false;
-      while (logs.length > 0 && this.#hasRoom(group)) {
-        const log = logs.shift()!;
-        this.#prefetchedIds.delete(log.id);
-        this.#start(log, group);
-        started = true;
-      }
-      if (logs.length === 0 || started) this.#prefetched.delete(group);
-      if (logs.length > 0 && started) this.#prefetched.set(group, logs);
-    }
-  }
-
   #start(log: DeliveryLogRow, group: string): void {
     const handler = this.#handler!;
     const id = log.id;
     const running = this.#runningPerGroup.get(group) ?? new Set<string>();
     this.#runningPerGroup.set(group, running);
     running.add(id);
-    this.#sending++;
-    this.#sendingPerGroup.set(group, (this.#sendingPerGroup.get(group) ?? 0) + 1);
-    let sending = true;
-    const requestDone = () => {
-      if (!sending) return;
-      sending = false;
-      this.#sending--;
-      const left = (this.#sendingPerGroup.get(group) ?? 1) - 1;
-      if (left === 0) this.#sendingPerGroup.delete(group);
-      else this.#sendingPerGroup.set(group, left);
-      if (this.#prefetchedIds.size > 0 && !this.#startPrefetchedScheduled) {
-        // Once per turn, after the handler that freed the slot has moved on.
-        this.#startPrefetchedScheduled = true;
-        queueMicrotask(() => {
-          this.#startPrefetchedScheduled = false;
-          this.#startPrefetched();
-        });
-      }
-      if (this.#backlogPossible) this.#wake();
-    };
-    const run = handler({ logId: id, endpointId: group, log, requestDone })
+    const run = handler({ logId: id, endpointId: group, log })
       .catch(async (error: unknown): Promise<JobOutcome> => {
         // A handler that throws hit an infrastructure fault; try again later rather than lose the job.
         this.#opts.logger.error(
@@ -517,7 +416,6 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         if (outcome.kind === "retry") this.#noteWork(group, outcome.runAtMs);
       })
       .finally(() => {
-        requestDone();
         this.#inFlight.delete(id);
         running.delete(id);
         if (running.size === 0) this.#runningPerGroup.delete(group);
