@@ -53,7 +53,8 @@ export const fmtOverhead = (n: number) =>
   Number.isFinite(n) ? `${n < 0 ? "−" : ""}${Math.abs(n * 100).toFixed(1)} %` : "n/a";
 
 let clockTicks: number | null = null;
-function ticksPerSecond(): number {
+/** Clock ticks per second of /proc CPU times (USER_HZ). */
+export function ticksPerSecond(): number {
   if (clockTicks !== null) return clockTicks;
   try {
     clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
