@@ -1,33 +1,20 @@
 import type { Kysely } from "kysely";
+import { queuedLogRow } from "../modules/ingest/ingest.service.js";
 import type { JobOutcome } from "../queue/queue.js";
-import type { Database, NewWebhookLog } from "../storage/schema.js";
+import type { Database } from "../storage/schema.js";
 
 /** A log still to be delivered, as ingest writes it; queue tests insert these instead of ingesting. */
 export function pendingLogRow(fields: { id: string; userId: string; endpointId: string; now: number }) {
-  const { id, userId, endpointId, now } = fields;
-  return {
-    id,
-    user_id: userId,
-    endpoint_id: endpointId,
+  return queuedLogRow({
+    ...fields,
     method: "POST",
     query: "",
-    request_headers: "{}",
-    request_body: Buffer.from("{}"),
-    request_size: 2,
+    requestHeaders: "{}",
+    body: Buffer.from("{}"),
     source: null,
-    is_test: 0,
-    status: "queued",
-    attempt_count: 0,
-    max_attempts: 5,
-    next_attempt_at: now,
-    response_status: null,
-    error_kind: null,
-    error_message: null,
-    duration_ms: null,
-    created_at: now,
-    updated_at: now,
-    completed_at: null,
-  } satisfies NewWebhookLog;
+    isTest: false,
+    maxAttempts: 5,
+  });
 }
 
 /** What the delivery recorder writes for an outcome; queue tests' handlers do it before they return. */

@@ -74,6 +74,50 @@ export const LOG_COLUMNS = [
   "completed_at",
 ] as const satisfies readonly (keyof NewWebhookLog)[];
 
+/**
+ * The log of a webhook just accepted: queued, no attempt yet, due at once. Its `next_attempt_at` makes it the
+ * embedded queue's job (a log has one exactly while it still has an attempt to make).
+ */
+export function queuedLogRow(fields: {
+  id: string;
+  userId: string;
+  endpointId: string;
+  method: string;
+  query: string;
+  /** The request's headers as JSON. */
+  requestHeaders: string;
+  body: Buffer;
+  source: string | null;
+  isTest: boolean;
+  maxAttempts: number;
+  now: number;
+}): NewWebhookLog {
+  const { now } = fields;
+  return {
+    id: fields.id,
+    user_id: fields.userId,
+    endpoint_id: fields.endpointId,
+    method: fields.method,
+    query: fields.query,
+    request_headers: fields.requestHeaders,
+    request_body: fields.body,
+    request_size: fields.body.length,
+    source: fields.source,
+    is_test: fields.isTest ? 1 : 0,
+    status: "queued",
+    attempt_count: 0,
+    max_attempts: fields.maxAttempts,
+    next_attempt_at: now,
+    response_status: null,
+    error_kind: null,
+    error_message: null,
+    duration_ms: null,
+    created_at: now,
+    updated_at: now,
+    completed_at: null,
+  };
+}
+
 interface PendingLog {
   row: NewWebhookLog;
   /** False for a paused endpoint: the log is stored without a job; resuming the endpoint enqueues it. */
@@ -192,29 +236,19 @@ export function createIngestService(deps: IngestServiceDeps) {
         if (!reserved) return { outcome: "quota_exceeded", retryAfterSeconds: quotaRetryAfterSeconds(now) };
       }
       const id = newId("log");
-      const row: NewWebhookLog = {
+      const row = queuedLogRow({
         id,
-        user_id: endpoint.userId,
-        endpoint_id: endpoint.id,
+        userId: endpoint.userId,
+        endpointId: endpoint.id,
         method: webhook.method,
         query: webhook.query,
-        request_headers: JSON.stringify(webhook.headers),
-        request_body: webhook.body,
-        request_size: webhook.body.length,
+        requestHeaders: JSON.stringify(webhook.headers),
+        body: webhook.body,
         source: detectSource(webhook.headers, webhook.body),
-        is_test: isTest ? 1 : 0,
-        status: "queued",
-        attempt_count: 0,
-        max_attempts: maxAttemptsFor(limits, isTest),
-        next_attempt_at: now,
-        response_status: null,
-        error_kind: null,
-        error_message: null,
-        duration_ms: null,
-        created_at: now,
-        updated_at: now,
-        completed_at: null,
-      };
+        isTest,
+        maxAttempts: maxAttemptsFor(limits, isTest),
+        now,
+      });
       try {
         await writer.submit({ row, delivers: !endpoint.paused, countsTowardQuota: !isTest });
       } catch (error) {
