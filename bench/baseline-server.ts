@@ -1,11 +1,21 @@
 /**
  * S1's baseline: a bare node:http server that reads the whole body and answers 202 with a small JSON body,
  * the same shape Mitte's ingest answers with. Reports {type:"ready", port} over IPC.
+ * With BENCH_SPIN_US set (bench/bounds.ts only), it also keeps its thread busy that many µs per request
+ * before answering: what a given amount of work per request costs in S1's ratio on this machine.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 
+const spinUs = Number(process.env.BENCH_SPIN_US ?? 0);
 let counter = 0;
+
+function spin(us: number): void {
+  const until = performance.now() + us / 1000;
+  while (performance.now() < until) {
+    // busy: stands for work done per request
+  }
+}
 let bytes = 0;
 
 const server = createServer((request, response) => {
@@ -13,6 +23,7 @@ const server = createServer((request, response) => {
     bytes += chunk.length;
   });
   request.on("end", () => {
+    if (spinUs > 0) spin(spinUs);
     counter += 1;
     const body = `{"id":"log_${String(counter).padStart(12, "0")}","status":"queued"}`;
     response.writeHead(202, {
