@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 
 const spinUs = Number(process.env.BENCH_SPIN_US ?? 0);
 let counter = 0;
+let bytes = 0;
 
 function spin(us: number): void {
   const until = performance.now() + us / 1000;
@@ -16,7 +17,6 @@ function spin(us: number): void {
     // busy: stands for work done per request
   }
 }
-let bytes = 0;
 
 const server = createServer((request, response) => {
   request.on("data", (chunk: Buffer) => {
