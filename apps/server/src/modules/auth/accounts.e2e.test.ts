@@ -217,6 +217,13 @@ describe("data rights and secrets at rest", () => {
     ).json();
     expect((await post(`/api/v1/h/${endpoint.slug}`, { order: 42 })).statusCode).toBe(202);
     await h.services.ingest.flush();
+    const me = (await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).json();
+    await h.services.notifications.notify({
+      userId: me.id,
+      type: "QUOTA_WARNING",
+      title: "80% of this month's requests used",
+      message: "4,000 of 5,000",
+    });
 
     // Scan every text and blob column of every table for the secrets.
     const tables = [
@@ -247,6 +254,13 @@ describe("data rights and secrets at rest", () => {
     expect(data.endpoints.map((e: { slug: string }) => e.slug)).toEqual([endpoint.slug]);
     expect(data.webhookLogs[0].requestBody.data).toBe('{"order":42}');
     expect(data.apiKeys.map((k: { hint: string }) => k.hint)).toContain(key.key.slice(-8));
+    expect(data.notifications).toEqual([
+      expect.objectContaining({
+        type: "QUOTA_WARNING",
+        title: "80% of this month's requests used",
+        read: false,
+      }),
+    ]);
     expect(exported.body).not.toMatch(/argon2|password_hash|key_hash|token_hash|whsec_/);
 
     const deleted = await h.app.inject({

@@ -52,31 +52,32 @@ export interface NotificationServiceDeps {
  * default), outbound webhook (off by default; SSRF-guarded POST of the documented JSON shape). Channel
  * sends never delay the caller: a hanging webhook target only costs its own 5 s.
  */
+/** A stored notification as the API (and the user's data export) shows it. */
+export function toNotificationView(row: {
+  id: string;
+  type: NotificationType;
+  title: string;
+  message: string;
+  endpoint_id: string | null;
+  endpoint_slug: string | null;
+  read_at: number | null;
+  created_at: number;
+}): NotificationView {
+  return {
+    id: row.id,
+    type: row.type,
+    title: row.title,
+    message: row.message,
+    endpointId: row.endpoint_id,
+    endpointSlug: row.endpoint_slug,
+    read: row.read_at !== null,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
+
 export function createNotificationService(deps: NotificationServiceDeps) {
   const { storage, clock, newId, logger, mailer, outbound, hub } = deps;
   const { db } = storage;
-
-  function toView(row: {
-    id: string;
-    type: NotificationType;
-    title: string;
-    message: string;
-    endpoint_id: string | null;
-    endpoint_slug: string | null;
-    read_at: number | null;
-    created_at: number;
-  }): NotificationView {
-    return {
-      id: row.id,
-      type: row.type,
-      title: row.title,
-      message: row.message,
-      endpointId: row.endpoint_id,
-      endpointSlug: row.endpoint_slug,
-      read: row.read_at !== null,
-      createdAt: new Date(row.created_at).toISOString(),
-    };
-  }
 
   async function preferences(userId: string): Promise<PreferencesView> {
     const row = await db
@@ -163,7 +164,7 @@ export function createNotificationService(deps: NotificationServiceDeps) {
         .onConflict((oc) => oc.column("dedupe_key").doNothing())
         .executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return null;
-      const view = toView(row);
+      const view = toNotificationView(row);
       await hub
         .publish(input.userId, "notification:created", view)
         .catch((error: unknown) => logger.warn({ err: error }, "live event failed"));
@@ -193,7 +194,7 @@ export function createNotificationService(deps: NotificationServiceDeps) {
         .where("user_id", "=", userId)
         .where("read_at", "is", null)
         .executeTakeFirstOrThrow();
-      return { ...toPage(rows, page.limit, toView), unreadCount: Number(unread.n) };
+      return { ...toPage(rows, page.limit, toNotificationView), unreadCount: Number(unread.n) };
     },
 
     async markRead(userId: string, id: string): Promise<boolean> {

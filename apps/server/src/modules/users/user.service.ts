@@ -6,6 +6,7 @@ import type { Plan, UserRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { ApiKeyService } from "../api-keys/api-key.service.js";
 import { toBodyView } from "../logs/body-view.js";
+import { toNotificationView } from "../notifications/notification.service.js";
 import { effectivePlan } from "../plans/plan-limits.js";
 
 export interface UserServiceDeps {
@@ -120,6 +121,12 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
         .where("webhook_logs.user_id", "=", id)
         .orderBy("delivery_attempts.id")
         .execute();
+      const notifications = await db
+        .selectFrom("notifications")
+        .select(["id", "type", "title", "message", "endpoint_id", "endpoint_slug", "read_at", "created_at"])
+        .where("user_id", "=", id)
+        .orderBy("id")
+        .execute();
       const oauth = await db
         .selectFrom("oauth_accounts")
         .select(["provider", "created_at"])
@@ -177,7 +184,7 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
             errorMessage: a.error_message,
           })),
         })),
-        notifications: [],
+        notifications: notifications.map(toNotificationView),
       };
     },
 
