@@ -287,6 +287,14 @@ describe("with allow-list 127.0.0.1/32", () => {
     expect(result.durationMs).toBeLessThan(1_000);
   });
 
+  it("reports a request the HTTP client refuses to send as invalid_request, without retry", async () => {
+    const sink = await startServer("127.0.0.1", (_req, res) => res.end("ok"));
+    const result = await http.send(
+      get(`http://127.0.0.1:${sink.port}/`, { headers: { expect: "100-continue" } }),
+    );
+    expect(result).toMatchObject({ kind: "error", errorKind: "invalid_request", retryable: false });
+  });
+
   it("rejects non-http(s) schemes and unparseable URLs without retry", async () => {
     for (const url of [`ftp://127.0.0.1/file`, "file:///etc/passwd", "not a url"]) {
       expect(await http.send(get(url)), url).toMatchObject({

@@ -23,6 +23,7 @@ export type OutboundErrorKind =
   | "unreachable"
   | "reset"
   | "tls"
+  | "invalid_request"
   | "network";
 
 export interface OutboundRequest {
@@ -73,7 +74,7 @@ class BlockedTargetError extends Error {
   readonly code = "MITTE_TARGET_BLOCKED";
 }
 
-const NOT_RETRYABLE: ReadonlySet<OutboundErrorKind> = new Set(["blocked", "invalid_url"]);
+const NOT_RETRYABLE: ReadonlySet<OutboundErrorKind> = new Set(["blocked", "invalid_url", "invalid_request"]);
 
 const defaultResolver: HostResolver = async (hostname) => {
   const addresses = await dnsLookup(hostname, { all: true, verbatim: true });
@@ -298,6 +299,10 @@ const ERROR_KIND_BY_CODE: Record<string, OutboundErrorKind> = {
   // Only our own timeout signal aborts requests.
   UND_ERR_ABORTED: "timeout",
   EPROTO: "tls",
+  // undici refused to send the request as built (a header or value it does not support): the same request
+  // would be refused again, so retrying only spends attempts.
+  UND_ERR_NOT_SUPPORTED: "invalid_request",
+  UND_ERR_INVALID_ARG: "invalid_request",
 };
 
 // Node/OpenSSL certificate verification codes (CERT_HAS_EXPIRED, DEPTH_ZERO_SELF_SIGNED_CERT, ...).

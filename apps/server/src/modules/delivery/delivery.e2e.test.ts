@@ -1,4 +1,4 @@
-import { createServer } from "node:http";
+import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -115,6 +115,36 @@ describe("ingest → store → queue → signed forward", () => {
       responseStatus: 200,
       responseBody: { data: "ok" },
     });
+  });
+
+  it("delivers a webhook whose sender asked for 100-continue, without forwarding its Expect header", async () => {
+    // curl and several HTTP clients send `Expect: 100-continue` with larger bodies; undici refuses to send
+    // that header, so forwarding it failed every attempt.
+    const user = await h.createUser();
+    const endpoint = await h.createEndpoint(user.headers, { name: "curl", targetUrl: sink.url });
+    const address = await h.app.listen({ port: 0, host: "127.0.0.1" });
+    const body = Buffer.from(JSON.stringify({ id: "evt_expect", padding: "x".repeat(2_000) }));
+    const status = await new Promise<number>((resolve, reject) => {
+      const sent = request(`${address}/api/v1/h/${endpoint.slug}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-length": body.length,
+          expect: "100-continue",
+        },
+      });
+      sent.on("continue", () => sent.end(body));
+      sent.on("response", (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      sent.on("error", reject);
+    });
+    expect(status).toBe(202);
+    expect(await h.runDeliveries()).toBe(1);
+    expect(sink.received).toHaveLength(1);
+    expect(sink.received[0]!.headers.expect).toBeUndefined();
+    expect(sink.received[0]!.body.equals(body)).toBe(true);
   });
 
   it("stores and forwards non-UTF-8 bytes and an empty body exactly", async () => {

@@ -2,12 +2,13 @@ import { describe, expect, it } from "vitest";
 import { EXCLUDED_HEADERS, forwardableHeaders, targetUrlWithQuery } from "./forward-headers.js";
 
 describe("forwarded headers", () => {
-  it("drops exactly the documented 16 hop-by-hop/proxy headers plus content-length", () => {
+  it("drops exactly the documented 16 hop-by-hop/proxy headers plus content-length and expect", () => {
     expect(EXCLUDED_HEADERS.size).toBe(16);
     const received: Record<string, string> = {
       "content-type": "application/json",
       "x-keep": "1",
       "content-length": "10",
+      expect: "100-continue",
     };
     for (const name of EXCLUDED_HEADERS) received[name] = "drop";
     expect(forwardableHeaders(received)).toEqual({ "content-type": "application/json", "x-keep": "1" });

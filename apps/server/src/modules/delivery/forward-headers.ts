@@ -1,6 +1,6 @@
 /**
  * Hop-by-hop, proxy and CDN headers that are never forwarded (the product's documented list of 16),
- * plus content-length, which the HTTP client sets from the bytes actually sent.
+ * plus the two that describe the original transfer rather than the webhook (see SET_BY_CLIENT).
  */
 export const EXCLUDED_HEADERS: ReadonlySet<string> = new Set([
   "host",
@@ -21,7 +21,12 @@ export const EXCLUDED_HEADERS: ReadonlySet<string> = new Set([
   "x-forwarded-host",
 ]);
 
-const SET_BY_CLIENT = new Set(["content-length"]);
+/**
+ * content-length: the HTTP client sets it from the bytes actually sent. expect: a sender's
+ * `Expect: 100-continue` (curl sends it for larger bodies) was answered when the webhook arrived; the body
+ * is already here, and undici refuses to send the header at all, so forwarding it failed every attempt.
+ */
+const SET_BY_CLIENT = new Set(["content-length", "expect"]);
 
 /** Original headers minus the excluded ones; Mitte's own `x-mitte-*` headers cannot be spoofed by a sender. */
 export function forwardableHeaders(
