@@ -94,10 +94,32 @@ describe("createAddressPolicy with allow-list", () => {
       "64:ff9b::a9fe:a9fe",
       "2002:a9fe:a9fe::",
       "fd00:ec2::254",
+      "169.254.170.23",
+      "fd00:ec2::23",
+      "169.254.0.23",
+      "192.0.0.192",
+      "168.63.129.16",
     ]) {
       expect(policy.check(address).allowed, address).toBe(false);
     }
     expect(policy.check("169.254.1.1").allowed).toBe(true);
+  });
+
+  it("blocks Azure's WireServer, a public-space address, without any allow-list", () => {
+    expect(createAddressPolicy().check("168.63.129.16")).toEqual({
+      allowed: false,
+      reason: "cloud metadata endpoint",
+    });
+  });
+
+  it("judges IPv6 forms that embed an IPv4 address by that address, not by an IPv6 allow-list entry", () => {
+    const policy = createAddressPolicy(["::/0", "64:ff9b::/96", "2002::/16"]);
+    for (const address of ["64:ff9b::a00:1", "::ffff:0:7f00:1", "2002:0a00:0001::1", "::a00:1"]) {
+      expect(policy.check(address).allowed, address).toBe(false);
+    }
+    expect(policy.check("64:ff9b::808:808").allowed).toBe(true); // 8.8.8.8: public either way
+    expect(policy.check("fd00::1").allowed).toBe(true); // a plain IPv6 address the entry does cover
+    expect(createAddressPolicy(["10.0.0.0/8"]).check("64:ff9b::a00:1").allowed).toBe(true);
   });
 
   it.each(["10/8", "10.0.0.0/33", "not-a-cidr", "10.0.0.0/8/8", "::1/129", "10.0.0.0/-1", "fe80::1%eth0/64"])(

@@ -25,8 +25,13 @@ const METADATA_ADDRESSES = new Set(
   [
     "169.254.169.254", // AWS, GCP, Azure, OCI, DigitalOcean, ...
     "169.254.170.2", // AWS ECS task metadata / credentials
+    "169.254.170.23", // AWS EKS Pod Identity credentials
+    "169.254.0.23", // Tencent Cloud
     "100.100.100.200", // Alibaba Cloud
+    "192.0.0.192", // Oracle Cloud (older metadata address)
+    "168.63.129.16", // Azure WireServer / host agent (public address space, so also blocked without an allow-list)
     "fd00:ec2::254", // AWS IMDS over IPv6
+    "fd00:ec2::23", // AWS EKS Pod Identity over IPv6
   ].map((a) => ipaddr.parse(a).toNormalizedString()),
 );
 
@@ -126,11 +131,13 @@ export function createAddressPolicy(allowedCidrs: readonly string[] = []): Addre
     for (const [label, cidr] of OPAQUE_EMBEDDINGS) {
       if (within(ip6, cidr)) return blocked(`${label} may embed any IPv4 address`);
     }
-    if (isAllowListed(ip6)) return ALLOWED;
+    // The IPv4 address decides, against the IPv4 rules and allow-list: an IPv6 entry such as ::/0 means
+    // "IPv6 hosts", not 10.0.0.1 or 127.0.0.1 reached through their NAT64 or translated forms.
     if (embedded) {
       const inner = evaluate(embedded.ipv4);
       return inner.allowed ? ALLOWED : blocked(`${embedded.via} form of ${embedded.ipv4}: ${inner.reason}`);
     }
+    if (isAllowListed(ip6)) return ALLOWED;
     const range = ip6.range();
     if (range !== "unicast") return blocked(`${range} address`);
     return within(ip6, GLOBAL_UNICAST_V6) ? ALLOWED : blocked("outside IPv6 global unicast 2000::/3");
