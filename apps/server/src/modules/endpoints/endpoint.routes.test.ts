@@ -124,6 +124,24 @@ describe("endpoints API", () => {
     expect(fourth.json().error.code).toBe("plan_limit_reached");
   });
 
+  it("holds the plan's endpoint limit under concurrent creates", async () => {
+    const user = await h.createUser("free");
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        h.app.inject({
+          method: "POST",
+          url: "/api/v1/endpoints",
+          headers: user.headers,
+          payload: { name: `race${i}`, targetUrl: "https://example.com" },
+        }),
+      ),
+    );
+    const statuses = answers.map((answer) => answer.statusCode).sort();
+    expect(statuses).toEqual([...Array(3).fill(201), ...Array(9).fill(403)]);
+    const listed = await h.app.inject({ method: "GET", url: "/api/v1/endpoints", headers: user.headers });
+    expect(listed.json().data).toHaveLength(3);
+  });
+
   it("paginates newest first with a cursor", async () => {
     const user = await h.createUser("pro");
     for (let i = 0; i < 5; i++)

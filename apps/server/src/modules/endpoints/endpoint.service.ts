@@ -71,34 +71,39 @@ export function createEndpointService(deps: EndpointServiceDeps) {
 
   return {
     async create(userId: string, input: CreateEndpointBody): Promise<CreateEndpointResult> {
-      const owner = await db
-        .selectFrom("users")
-        .select(["plan", "trial_ends_at"])
-        .where("id", "=", userId)
-        .executeTakeFirstOrThrow();
-      const limit = limitsFor(owner, clock.now()).maxEndpoints;
-      const count = await db
-        .selectFrom("endpoints")
-        .select((eb) => eb.fn.countAll<number>().as("n"))
-        .where("user_id", "=", userId)
-        .executeTakeFirstOrThrow();
-      if (Number(count.n) >= limit) return { outcome: "plan_limit_reached", limit };
+      // Count and insert in one transaction, serialized per user: concurrent creates must not each see
+      // room for one more and together pass the plan's limit. SQLite runs transactions one at a time;
+      // PostgreSQL gets the same from a lock on the owner's row.
+      return db.transaction().execute(async (trx): Promise<CreateEndpointResult> => {
+        const ownerQuery = trx.selectFrom("users").select(["plan", "trial_ends_at"]).where("id", "=", userId);
+        const owner = await (storage.dialect === "postgres"
+          ? ownerQuery.forUpdate()
+          : ownerQuery
+        ).executeTakeFirstOrThrow();
+        const limit = limitsFor(owner, clock.now()).maxEndpoints;
+        const count = await trx
+          .selectFrom("endpoints")
+          .select((eb) => eb.fn.countAll<number>().as("n"))
+          .where("user_id", "=", userId)
+          .executeTakeFirstOrThrow();
+        if (Number(count.n) >= limit) return { outcome: "plan_limit_reached", limit };
 
-      const secret = input.signingSecret === undefined ? newSigningSecret() : input.signingSecret;
-      const now = clock.now();
-      const row: EndpointRow = {
-        id: newId("ep"),
-        user_id: userId,
-        name: input.name,
-        slug: newEndpointSlug(),
-        target_url: input.targetUrl,
-        signing_secret_sealed: secret === null ? null : secretBox.seal(secret),
-        is_paused: input.paused ? 1 : 0,
-        created_at: now,
-        updated_at: now,
-      };
-      await db.insertInto("endpoints").values(row).execute();
-      return { outcome: "created", endpoint: toView(row, true) };
+        const secret = input.signingSecret === undefined ? newSigningSecret() : input.signingSecret;
+        const now = clock.now();
+        const row: EndpointRow = {
+          id: newId("ep"),
+          user_id: userId,
+          name: input.name,
+          slug: newEndpointSlug(),
+          target_url: input.targetUrl,
+          signing_secret_sealed: secret === null ? null : secretBox.seal(secret),
+          is_paused: input.paused ? 1 : 0,
+          created_at: now,
+          updated_at: now,
+        };
+        await trx.insertInto("endpoints").values(row).execute();
+        return { outcome: "created", endpoint: toView(row, true) };
+      });
     },
 
     async list(
