@@ -20,6 +20,17 @@ describe("forwarded headers", () => {
     ).toEqual({ "x-multi": "a, b" });
   });
 
+  it("drops the headers the sender's Connection header declares hop-by-hop", () => {
+    expect(
+      forwardableHeaders({
+        connection: "keep-alive, X-Trace-Hop , x-debug",
+        "x-trace-hop": "1",
+        "X-Debug": "on",
+        "x-keep": "yes",
+      }),
+    ).toEqual({ "x-keep": "yes" });
+  });
+
   it.each([
     ["http://t/hook", "", "http://t/hook"],
     ["http://t/hook", "?a=1", "http://t/hook?a=1"],

@@ -28,17 +28,35 @@ export const EXCLUDED_HEADERS: ReadonlySet<string> = new Set([
  */
 const SET_BY_CLIENT = new Set(["content-length", "expect"]);
 
-/** Original headers minus the excluded ones; Mitte's own `x-mitte-*` headers cannot be spoofed by a sender. */
+/** Header names a `Connection` header lists: hop-by-hop for that one connection (RFC 9110 §7.6.1). */
+function connectionOptions(received: Record<string, string | string[] | undefined>): Set<string> {
+  const options = new Set<string>();
+  for (const [name, value] of Object.entries(received)) {
+    if (name.toLowerCase() !== "connection" || value === undefined) continue;
+    for (const token of (Array.isArray(value) ? value.join(",") : value).split(",")) {
+      const option = token.trim().toLowerCase();
+      if (option) options.add(option);
+    }
+  }
+  return options;
+}
+
+/**
+ * Original headers minus the excluded ones and those the sender's `Connection` header names; Mitte's own
+ * `x-mitte-*` headers cannot be spoofed by a sender.
+ */
 export function forwardableHeaders(
   received: Record<string, string | string[] | undefined>,
 ): Record<string, string> {
   const out: Record<string, string> = {};
+  const hopByHop = connectionOptions(received);
   for (const [name, value] of Object.entries(received)) {
     const lower = name.toLowerCase();
     if (
       value === undefined ||
       EXCLUDED_HEADERS.has(lower) ||
       SET_BY_CLIENT.has(lower) ||
+      hopByHop.has(lower) ||
       lower.startsWith("x-mitte-")
     )
       continue;
