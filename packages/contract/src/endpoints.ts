@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { pageCursor } from "./pagination.js";
 
 /** Target URLs: absolute http(s), no embedded credentials (they would be stored in clear). */
 export const targetUrlSchema = z
@@ -48,7 +49,7 @@ export const sendTestBody = z
   .optional();
 
 export const listQuery = z.strictObject({
-  cursor: z.string().max(100).optional(),
+  cursor: pageCursor.optional(),
   limit: z.coerce.number().int().min(1).max(100).default(50),
 });
 

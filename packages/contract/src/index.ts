@@ -8,3 +8,4 @@ export * from "./api-keys.js";
 export * from "./endpoints.js";
 export * from "./logs.js";
 export * from "./notifications.js";
+export * from "./pagination.js";

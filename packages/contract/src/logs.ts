@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { pageCursor } from "./pagination.js";
 
 export const logStatuses = ["queued", "delivering", "retrying", "delivered", "failed"] as const;
 export type LogStatusName = (typeof logStatuses)[number];
@@ -20,7 +21,7 @@ export const listLogsQuery = z.strictObject({
   from: isoOrEpoch.optional(),
   /** Exclusive upper bound on creation time. */
   to: isoOrEpoch.optional(),
-  cursor: z.string().max(100).optional(),
+  cursor: pageCursor.optional(),
   limit: z.coerce.number().int().min(1).max(100).default(50),
 });
 export type ListLogsQuery = z.infer<typeof listLogsQuery>;

@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { targetUrlSchema } from "./endpoints.js";
+import { pageCursor } from "./pagination.js";
 
 export const listNotificationsQuery = z.strictObject({
-  cursor: z.string().max(100).optional(),
+  cursor: pageCursor.optional(),
   limit: z.coerce.number().int().min(1).max(100).default(50),
   unread: z
     .enum(["true", "false"])

@@ -79,6 +79,14 @@ describe("logs API", () => {
     });
     expect(bad400.statusCode).toBe(400);
     expect(bad400.json().error.code).toBe("validation_failed");
+    // A damaged cursor is refused, not answered with an empty page a client would take for the end.
+    const badCursor = await h.app.inject({
+      method: "GET",
+      url: "/api/v1/logs?cursor=garbage",
+      headers: user.headers,
+    });
+    expect([badCursor.statusCode, badCursor.json().error.code]).toEqual([400, "validation_failed"]);
+    expect(badCursor.json().error.message).toMatch(/^cursor: /);
 
     const detail = (
       await h.app.inject({ method: "GET", url: `/api/v1/logs/${g}`, headers: user.headers })
