@@ -212,6 +212,7 @@ export async function buildApp(
       endpoints: services.endpoints,
       directory: services.directory,
       ingest: services.ingest,
+      policy: deps.addressPolicy,
     });
     await api.register(logRoutes, { logs: services.logs });
     await api.register(apiKeyRoutes, { apiKeys: services.apiKeys });

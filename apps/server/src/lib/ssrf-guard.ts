@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
 
 /**
@@ -154,4 +155,21 @@ export function createAddressPolicy(allowedCidrs: readonly string[] = []): Addre
       return evaluate(normalize(ip));
     },
   };
+}
+
+/**
+ * The reason `url`'s host is refused when that host is an IP literal (any spelling the URL parser
+ * normalises, e.g. http://2130706433/ → 127.0.0.1), else null. Lets an endpoint be refused when it is saved;
+ * names are still resolved and checked at every connection, since what they resolve to can change.
+ */
+export function blockedIpLiteral(url: string, policy: AddressPolicy): string | null {
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
+  } catch {
+    return null;
+  }
+  if (isIP(host) === 0) return null;
+  const verdict = policy.check(host);
+  return verdict.allowed ? null : verdict.reason;
 }

@@ -142,6 +142,58 @@ describe("endpoints API", () => {
     expect(listed.json().data).toHaveLength(3);
   });
 
+  it("refuses a target that is a blocked IP literal, in any spelling, when it is saved", async () => {
+    await h.close();
+    h = await createHarness({ env: { MITTE_ALLOW_PRIVATE_TARGETS: "" } });
+    const user = await h.createUser("pro");
+    const create = (targetUrl: string) =>
+      h.app.inject({
+        method: "POST",
+        url: "/api/v1/endpoints",
+        headers: user.headers,
+        payload: { name: "t", targetUrl },
+      });
+    for (const targetUrl of [
+      "http://127.0.0.1:4000/",
+      "http://2130706433/",
+      "http://0x7f000001/",
+      "http://[::1]/",
+      "http://[::ffff:127.0.0.1]/",
+      "http://10.0.0.1/",
+      "http://169.254.169.254/latest/meta-data/",
+      "http://[fd00::1]/",
+      "http://[64:ff9b::a9fe:a9fe]/",
+    ]) {
+      const refused = await create(targetUrl);
+      expect(refused.statusCode, targetUrl).toBe(400);
+      expect(refused.json().error.code).toBe("validation_failed");
+      expect(refused.json().error.message).toMatch(/^targetUrl: /);
+    }
+    // Names are resolved and checked at delivery, where what they point at is known.
+    const named = await create("https://hooks.example.com/in");
+    expect(named.statusCode).toBe(201);
+    const moved = await h.app.inject({
+      method: "PATCH",
+      url: `/api/v1/endpoints/${named.json().id}`,
+      headers: user.headers,
+      payload: { targetUrl: "http://192.168.1.10/" },
+    });
+    expect([moved.statusCode, moved.json().error.code]).toEqual([400, "validation_failed"]);
+  });
+
+  it("admits allow-listed private targets but never the metadata address", async () => {
+    const user = await h.createUser("pro");
+    const create = (targetUrl: string) =>
+      h.app.inject({
+        method: "POST",
+        url: "/api/v1/endpoints",
+        headers: user.headers,
+        payload: { name: "t", targetUrl },
+      });
+    expect((await create("http://127.0.0.1:4000/")).statusCode).toBe(201);
+    expect((await create("http://169.254.169.254/")).statusCode).toBe(400);
+  });
+
   it("paginates newest first with a cursor", async () => {
     const user = await h.createUser("pro");
     for (let i = 0; i < 5; i++)

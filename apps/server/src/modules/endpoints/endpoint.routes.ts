@@ -1,6 +1,7 @@
 import { createEndpointBody, listQuery, sendTestBody, updateEndpointBody } from "@mitte/contract";
 import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors.js";
+import { type AddressPolicy, blockedIpLiteral } from "../../lib/ssrf-guard.js";
 import type { IngestService } from "../ingest/ingest.service.js";
 import type { EndpointService } from "./endpoint.service.js";
 import type { EndpointDirectory } from "./endpoint-directory.js";
@@ -9,11 +10,24 @@ export interface EndpointRoutesOptions {
   endpoints: EndpointService;
   directory: EndpointDirectory;
   ingest: IngestService;
+  /** The delivery SSRF policy: a target that is a blocked IP literal is refused when it is saved. */
+  policy: AddressPolicy;
 }
 
 type IdParams = { Params: { id: string } };
 
 const notFound = () => new AppError("not_found", "No endpoint with this id.");
+
+/** Refuses a target that delivery would refuse anyway; names are checked at delivery, when resolved. */
+function assertDeliverable(targetUrl: string | undefined, policy: AddressPolicy): void {
+  if (targetUrl === undefined) return;
+  const reason = blockedIpLiteral(targetUrl, policy);
+  if (reason)
+    throw new AppError(
+      "validation_failed",
+      `targetUrl: points at an address Mitte does not deliver to (${reason}); an operator can allow private ranges with MITTE_ALLOW_PRIVATE_TARGETS.`,
+    );
+}
 
 const DEFAULT_TEST_PAYLOAD = {
   type: "mitte.test",
@@ -23,10 +37,12 @@ const DEFAULT_TEST_PAYLOAD = {
 
 export async function endpointRoutes(
   app: FastifyInstance,
-  { endpoints, directory, ingest }: EndpointRoutesOptions,
+  { endpoints, directory, ingest, policy }: EndpointRoutesOptions,
 ): Promise<void> {
   app.post("/api/v1/endpoints", async (request, reply) => {
-    const result = await endpoints.create(request.userId, createEndpointBody.parse(request.body));
+    const body = createEndpointBody.parse(request.body);
+    assertDeliverable(body.targetUrl, policy);
+    const result = await endpoints.create(request.userId, body);
     switch (result.outcome) {
       case "created":
         return reply.code(201).send(result.endpoint);
@@ -47,6 +63,7 @@ export async function endpointRoutes(
 
   app.patch<IdParams>("/api/v1/endpoints/:id", async (request) => {
     const patch = updateEndpointBody.parse(request.body);
+    assertDeliverable(patch.targetUrl, policy);
     return (await endpoints.update(request.userId, request.params.id, patch)) ?? Promise.reject(notFound());
   });
 
