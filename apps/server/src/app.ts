@@ -231,5 +231,36 @@ export async function buildApp(
     });
   });
 
+  answerWrongMethodsWith405(app, authenticatedRoutes);
   return app;
+}
+
+/**
+ * A known API path asked with a method it does not have answers 405 with `Allow`, not "no route" 404.
+ * Registered after every route, from the authenticated routes' list (ingest URLs have their own 405).
+ */
+function answerWrongMethodsWith405(
+  app: FastifyInstance,
+  routes: readonly { method: string; url: string }[],
+): void {
+  const methodsByUrl = new Map<string, Set<string>>();
+  for (const { method, url } of routes) {
+    const methods = methodsByUrl.get(url) ?? new Set<string>();
+    methods.add(method);
+    if (method === "GET") methods.add("HEAD");
+    methodsByUrl.set(url, methods);
+  }
+  for (const [url, methods] of methodsByUrl) {
+    const missing = ["GET", "POST", "PUT", "PATCH", "DELETE"].filter((method) => !methods.has(method));
+    if (missing.length === 0) continue;
+    const allow = [...methods].join(", ");
+    app.route({
+      method: missing,
+      url,
+      handler: async (_request, reply) => {
+        reply.header("allow", allow);
+        throw new AppError("method_not_allowed", `Use ${allow} on this URL.`);
+      },
+    });
+  }
 }

@@ -110,6 +110,17 @@ describe("endpoints API", () => {
     expect(emptyPatch.statusCode).toBe(400);
   });
 
+  it("answers 405 with Allow for a method a known URL does not have, and 404 for an unknown URL", async () => {
+    const user = await h.createUser();
+    const wrong = await h.app.inject({ method: "PUT", url: "/api/v1/endpoints/ep_x", headers: user.headers });
+    expect([wrong.statusCode, wrong.json().error.code]).toEqual([405, "method_not_allowed"]);
+    expect(wrong.headers.allow).toBe("GET, HEAD, PATCH, DELETE");
+    const testWithGet = await h.app.inject({ method: "GET", url: "/api/v1/endpoints/ep_x/test" });
+    expect([testWithGet.statusCode, testWithGet.headers.allow]).toEqual([405, "POST"]);
+    const unknown = await h.app.inject({ method: "GET", url: "/api/v1/nothing-here", headers: user.headers });
+    expect([unknown.statusCode, unknown.json().error.code]).toEqual([404, "not_found"]);
+  });
+
   it("enforces the plan's endpoint limit (Free: 3)", async () => {
     const user = await h.createUser("free");
     for (let i = 0; i < 3; i++)
