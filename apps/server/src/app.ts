@@ -63,7 +63,7 @@ function toErrorResponse(error: unknown): {
     return {
       status: 400,
       code: "validation_failed",
-      message: first ? `${first.path || "body"}: ${first.message}` : "invalid input",
+      message: first ? `${first.path || "request"}: ${first.message}` : "invalid input",
       details,
     };
   }
