@@ -36,14 +36,37 @@ afterEach(async () => {
   await provider.close();
 });
 
+/** The state cookie each started sign-in left in "its browser", by state. */
+const browsers = new Map<string, string>();
+
 async function start(name: "github" | "google") {
   const response = await h.app.inject({ method: "GET", url: `/api/v1/auth/oauth/${name}/start` });
   expect(response.statusCode).toBe(302);
-  return String(response.headers.location);
+  const location = String(response.headers.location);
+  const stateCookie = String(response.headers["set-cookie"]).split(";")[0]!;
+  expect(stateCookie).toMatch(/^mitte_oauth_state=/);
+  browsers.set(new URL(location).searchParams.get("state")!, stateCookie);
+  return location;
 }
 
-const callback = (name: string, query: { code: string; state: string }) =>
-  h.app.inject({ method: "GET", url: `/api/v1/auth/oauth/${name}/callback?${new URLSearchParams(query)}` });
+/** The provider's redirect back, in the browser that started the sign-in (or in another: `cookie`). */
+const callback = (
+  name: string,
+  query: { code: string; state: string },
+  cookie: string | undefined = browsers.get(query.state),
+) =>
+  h.app.inject({
+    method: "GET",
+    url: `/api/v1/auth/oauth/${name}/callback?${new URLSearchParams(query)}`,
+    headers: cookie ? { cookie } : {},
+  });
+
+/** The session cookie a response sets (it also clears the state cookie). */
+const sessionCookieOf = (response: { headers: Record<string, unknown> }) =>
+  [response.headers["set-cookie"]]
+    .flat()
+    .map((header) => String(header).split(";")[0]!)
+    .find((pair) => pair.startsWith("mitte_session="))!;
 
 describe("Sign in with GitHub / Google (arctic, PKCE, single-use state)", () => {
   it("GitHub round trip creates a verified user on a trial and signs in", async () => {
@@ -60,7 +83,7 @@ describe("Sign in with GitHub / Google (arctic, PKCE, single-use state)", () => 
     const signedIn = await callback("github", query);
     expect(signedIn.statusCode).toBe(302);
     expect(signedIn.headers.location).toBe("/");
-    const cookie = String(signedIn.headers["set-cookie"]).split(";")[0]!;
+    const cookie = sessionCookieOf(signedIn);
     const me = (await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).json();
     expect(me).toMatchObject({
       email: "octocat@example.com",
@@ -82,10 +105,24 @@ describe("Sign in with GitHub / Google (arctic, PKCE, single-use state)", () => 
       await h.app.inject({
         method: "GET",
         url: "/api/v1/me",
-        headers: { cookie: String(again.headers["set-cookie"]).split(";")[0]! },
+        headers: { cookie: sessionCookieOf(again) },
       })
     ).json();
     expect(meAgain.id).toBe(me.id);
+  });
+
+  it("refuses a callback in a browser that did not start the sign-in (login CSRF)", async () => {
+    // An attacker starts a sign-in, approves it with their own account and sends the callback URL to a victim.
+    const attackersQuery = provider.approve(await start("github"), octocat);
+    const inVictimsBrowser = await callback("github", attackersQuery, "");
+    expect([inVictimsBrowser.statusCode, inVictimsBrowser.json().error.code]).toEqual([400, "invalid_state"]);
+    expect(sessionCookieOf(inVictimsBrowser)).toBeUndefined();
+    // Nor does a cookie from another sign-in the victim started themselves help.
+    const victimsOwn = browsers.get(new URL(await start("github")).searchParams.get("state")!)!;
+    const mixed = await callback("github", attackersQuery, victimsOwn);
+    expect([mixed.statusCode, mixed.json().error.code]).toEqual([400, "invalid_state"]);
+    // The attacker's own browser still completes it: the refusals consumed nothing.
+    expect((await callback("github", attackersQuery)).statusCode).toBe(302);
   });
 
   it("refuses a state issued for another provider, and an unconfigured provider", async () => {
@@ -102,7 +139,7 @@ describe("Sign in with GitHub / Google (arctic, PKCE, single-use state)", () => 
       provider.approve(await start("google"), { ...octocat, id: "google-sub-1", email: "ada@example.com" }),
     );
     expect(signedIn.statusCode).toBe(302);
-    const cookie = String(signedIn.headers["set-cookie"]).split(";")[0]!;
+    const cookie = sessionCookieOf(signedIn);
     expect((await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).json().email).toBe(
       "ada@example.com",
     );
@@ -125,7 +162,7 @@ describe("Sign in with GitHub / Google (arctic, PKCE, single-use state)", () => 
       "github",
       provider.approve(await start("github"), { ...octocat, id: "1", email: "linked@example.com" }),
     );
-    const cookie = String(linked.headers["set-cookie"]).split(";")[0]!;
+    const cookie = sessionCookieOf(linked);
     expect((await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).json().id).toBe(
       verified.user.id,
     );
@@ -152,6 +189,6 @@ describe("Sign in with GitHub / Google (arctic, PKCE, single-use state)", () => 
     const { state } = provider.approve(await start("github"), octocat);
     const failed = await callback("github", { code: "made-up-code", state });
     expect([failed.statusCode, failed.json().error.code]).toEqual([502, "oauth_failed"]);
-    expect(failed.headers["set-cookie"]).toBeUndefined();
+    expect(sessionCookieOf(failed)).toBeUndefined();
   });
 });

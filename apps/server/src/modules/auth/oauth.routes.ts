@@ -1,9 +1,17 @@
-import { serialize } from "cookie";
+import { parse, serialize } from "cookie";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../errors.js";
-import type { OauthService } from "./oauth.service.js";
+import { constantTimeEqual } from "../../lib/crypto.js";
+import { type OauthService, STATE_TTL_MS } from "./oauth.service.js";
 import { SESSION_COOKIE } from "./session.service.js";
+
+/**
+ * Holds the state of the sign-in this browser started. The callback must come with it: otherwise anyone could
+ * send a victim their own half-finished callback URL and sign the victim into the attacker's account.
+ */
+const STATE_COOKIE = "mitte_oauth_state";
+const OAUTH_PATH = "/api/v1/auth/oauth";
 
 const callbackQuery = z.object({ code: z.string().min(1).max(2000), state: z.string().min(1).max(200) });
 
@@ -22,6 +30,17 @@ export async function oauthRoutes(
     const result = await oauth.start(request.params.provider);
     if (result.outcome === "unknown_provider")
       throw new AppError("not_found", `Sign-in with ${request.params.provider} is not configured.`);
+    reply.header(
+      "set-cookie",
+      serialize(STATE_COOKIE, result.state, {
+        httpOnly: true,
+        secure: secureCookies,
+        // Lax: sent on the provider's top-level redirect back to the callback.
+        sameSite: "lax",
+        path: OAUTH_PATH,
+        maxAge: Math.floor(STATE_TTL_MS / 1000),
+      }),
+    );
     return reply.redirect(result.url, 302);
   });
 
@@ -31,7 +50,16 @@ export async function oauthRoutes(
       if (request.query.error)
         throw new AppError("oauth_failed", `The provider refused: ${request.query.error}`);
       const { code, state } = callbackQuery.parse(request.query);
-      const result = await oauth.callback(request.params.provider, code, state);
+      const startedHere = parse(request.headers.cookie ?? "")[STATE_COOKIE];
+      // Whatever the outcome, this browser's attempt is over.
+      reply.header(
+        "set-cookie",
+        serialize(STATE_COOKIE, "", { httpOnly: true, secure: secureCookies, path: OAUTH_PATH, maxAge: 0 }),
+      );
+      const result =
+        startedHere !== undefined && constantTimeEqual(startedHere, state)
+          ? await oauth.callback(request.params.provider, code, state)
+          : ({ outcome: "invalid_state" } as const);
       switch (result.outcome) {
         case "logged_in":
           reply.header(

@@ -8,7 +8,8 @@ import type { UserService } from "../users/user.service.js";
 import type { OauthProvider, OauthProviderId } from "./oauth-providers.js";
 import type { SessionService } from "./session.service.js";
 
-const STATE_TTL_MS = 10 * 60 * 1000;
+/** How long a started sign-in may take; also the lifetime of the cookie that ties it to its browser. */
+export const STATE_TTL_MS = 10 * 60 * 1000;
 
 /**
  * The authorization-code exchange (RFC 6749 §4.1.3 with PKCE), done here rather than by arctic's
@@ -47,7 +48,9 @@ async function exchangeCode(
   return new OAuth2Tokens(data);
 }
 
-export type OauthStartOutcome = { outcome: "redirect"; url: string } | { outcome: "unknown_provider" };
+export type OauthStartOutcome =
+  | { outcome: "redirect"; url: string; state: string }
+  | { outcome: "unknown_provider" };
 export type OauthCallbackOutcome =
   | { outcome: "logged_in"; token: string; userId: string; created: boolean }
   | { outcome: "unknown_provider" }
@@ -111,7 +114,7 @@ export function createOauthService({
         codeVerifier,
         provider.scopes,
       );
-      return { outcome: "redirect", url: url.toString() };
+      return { outcome: "redirect", url: url.toString(), state };
     },
 
     async callback(providerId: string, code: string, state: string): Promise<OauthCallbackOutcome> {
