@@ -133,7 +133,10 @@ export function createAccountService(deps: AccountServiceDeps) {
       });
     },
 
-    /** Sets the new password, confirms the email (the link proved it) and ends every session. */
+    /**
+     * Sets the new password, confirms the email (the link proved it), ends every session and voids the other
+     * reset links still in the mailbox, which would otherwise let whoever reads an older mail take the account back.
+     */
     async resetPassword(token: string, password: string): Promise<TokenOutcome> {
       // Judge the password before spending the token, so a weak choice can be corrected with the same link.
       const owner = await db
@@ -156,6 +159,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         })
         .where("id", "=", consumed.userId)
         .execute();
+      await tokens.revokeAll(consumed.userId, "password_reset");
       await sessions.revokeAll(consumed.userId);
       return { outcome: "ok" };
     },

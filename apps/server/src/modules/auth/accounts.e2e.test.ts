@@ -169,8 +169,11 @@ describe("password reset", () => {
     await signUpAndVerify("kim@example.com");
     const cookie = cookieOf(await login("kim@example.com"));
     expect((await post("/api/v1/auth/password-reset", { email: "kim@example.com" })).statusCode).toBe(202);
+    const older = new URL(resend.lastLink("kim@example.com")).searchParams.get("token")!;
+    expect((await post("/api/v1/auth/password-reset", { email: "kim@example.com" })).statusCode).toBe(202);
     expect((await post("/api/v1/auth/password-reset", { email: "ghost@example.com" })).statusCode).toBe(202);
     const token = new URL(resend.lastLink("kim@example.com")).searchParams.get("token")!;
+    expect(token).not.toBe(older);
 
     const weak = await post("/api/v1/auth/password-reset/confirm", { token, password: "short" });
     expect(weak.json().error.code).toBe("weak_password");
@@ -184,6 +187,12 @@ describe("password reset", () => {
       password: "another new passphrase",
     });
     expect([again.statusCode, again.json().error.code]).toEqual([400, "invalid_token"]);
+    // The older link, still unused, died with the reset: reading an old mail no longer takes the account back.
+    const fromOlderMail = await post("/api/v1/auth/password-reset/confirm", {
+      token: older,
+      password: "an attacker's passphrase",
+    });
+    expect([fromOlderMail.statusCode, fromOlderMail.json().error.code]).toEqual([400, "invalid_token"]);
     expect((await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).statusCode).toBe(
       401,
     );

@@ -40,6 +40,17 @@ export function createOneTimeTokens({
       return token;
     },
 
+    /** Spends every unused token of `purpose` the user still holds (older links stop working). */
+    async revokeAll(userId: string, purpose: OneTimePurpose): Promise<void> {
+      await db
+        .updateTable("one_time_tokens")
+        .set({ used_at: clock.now() })
+        .where("user_id", "=", userId)
+        .where("purpose", "=", purpose)
+        .where("used_at", "is", null)
+        .execute();
+    },
+
     /** Marks the token used in the same statement that checks it, so two concurrent uses cannot both win. */
     async consume(token: string, purpose: OneTimePurpose): Promise<ConsumeOutcome> {
       const now = clock.now();
