@@ -206,7 +206,10 @@ export async function buildApp(
     });
     api.addHook(
       "onRequest",
-      requireUser(services.apiKeys, services.sessions, [new URL(services.publicUrl).origin]),
+      requireUser(services.apiKeys, services.sessions, [new URL(services.publicUrl).origin], {
+        secureCookies: services.publicUrl.startsWith("https:"),
+        nowMs,
+      }),
     );
     await api.register(endpointRoutes, {
       endpoints: services.endpoints,

@@ -117,9 +117,14 @@ describe("sign-up, verification, login, session", () => {
     const cookie = cookieOf(await login("eve@example.com"));
     const day = 24 * 60 * 60 * 1000;
     h.clock.advance(29 * day);
-    expect((await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).statusCode).toBe(
-      200,
-    );
+    const renewed = await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } });
+    expect(renewed.statusCode).toBe(200);
+    // The browser's cookie is renewed with the session, or the browser would drop it on day 30.
+    const renewedCookie = String(renewed.headers["set-cookie"]);
+    expect(renewedCookie).toContain(`${cookie};`);
+    expect(renewedCookie).toMatch(/Max-Age=2592000;.*HttpOnly.*SameSite=Lax/);
+    const quiet = await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } });
+    expect(quiet.headers["set-cookie"]).toBeUndefined(); // renewed at most once an hour
     h.clock.advance(29 * day); // 58 days after login, but 29 after last use
     expect((await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).statusCode).toBe(
       200,

@@ -5,13 +5,12 @@ import {
   signupBody,
   tokenBody,
 } from "@mitte/contract";
-import { serialize } from "cookie";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError } from "../../errors.js";
 import { toMeView } from "../users/user.service.js";
 import type { AccountService, TokenOutcome } from "./account.service.js";
 import { sessionToken } from "./authenticate.js";
-import { SESSION_COOKIE, type SessionService } from "./session.service.js";
+import { type SessionService, sessionCookie } from "./session.service.js";
 
 export interface AuthRoutesOptions {
   accounts: AccountService;
@@ -42,16 +41,7 @@ export async function authRoutes(
   { accounts, sessions, secureCookies, nowMs }: AuthRoutesOptions,
 ): Promise<void> {
   const setSessionCookie = (reply: FastifyReply, token: string, maxAgeSeconds: number) =>
-    reply.header(
-      "set-cookie",
-      serialize(SESSION_COOKIE, token, {
-        httpOnly: true,
-        secure: secureCookies,
-        sameSite: "lax",
-        path: "/",
-        maxAge: maxAgeSeconds,
-      }),
-    );
+    reply.header("set-cookie", sessionCookie(token, maxAgeSeconds, secureCookies));
 
   app.post("/api/v1/auth/signup", async (request, reply) => {
     const result = await accounts.signup(signupBody.parse(request.body));

@@ -1,8 +1,8 @@
 import { parse as parseCookies } from "cookie";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../../errors.js";
 import type { ApiKeyService } from "../api-keys/api-key.service.js";
-import { SESSION_COOKIE, type SessionService } from "./session.service.js";
+import { SESSION_COOKIE, type SessionService, sessionCookie } from "./session.service.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -32,8 +32,9 @@ export function requireUser(
   apiKeys: ApiKeyService,
   sessions: SessionService,
   trustedOrigins: readonly string[],
+  options: { secureCookies: boolean; nowMs: () => number },
 ) {
-  return async (request: FastifyRequest): Promise<void> => {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;
     if (header) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -57,6 +58,11 @@ export function requireUser(
           "This change must come from Mitte's own pages (Origin check failed).",
         );
       }
+    }
+    // The server extended the session; the browser's cookie must last as long, or it drops a live session.
+    if (session.renewedUntil !== null && token) {
+      const maxAgeSeconds = Math.floor((session.renewedUntil - options.nowMs()) / 1000);
+      reply.header("set-cookie", sessionCookie(token, maxAgeSeconds, options.secureCookies));
     }
     request.userId = session.userId;
     request.authMethod = "session";

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { AppError } from "../../errors.js";
 import { constantTimeEqual } from "../../lib/crypto.js";
 import { type OauthService, STATE_TTL_MS } from "./oauth.service.js";
-import { SESSION_COOKIE } from "./session.service.js";
+import { sessionCookie } from "./session.service.js";
 
 /**
  * Holds the state of the sign-in this browser started. The callback must come with it: otherwise anyone could
@@ -64,13 +64,7 @@ export async function oauthRoutes(
         case "logged_in":
           reply.header(
             "set-cookie",
-            serialize(SESSION_COOKIE, result.token, {
-              httpOnly: true,
-              secure: secureCookies,
-              sameSite: "lax",
-              path: "/",
-              maxAge: Math.floor(sessionTtlMs / 1000),
-            }),
+            sessionCookie(result.token, Math.floor(sessionTtlMs / 1000), secureCookies),
           );
           return reply.redirect("/", 302);
         case "unknown_provider":

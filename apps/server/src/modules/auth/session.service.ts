@@ -1,10 +1,22 @@
 import { randomBytes } from "node:crypto";
+import { serialize } from "cookie";
 import type { Clock } from "../../lib/clock.js";
 import { sha256Hex } from "../../lib/crypto.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import type { Storage } from "../../storage/storage.js";
 
 export const SESSION_COOKIE = "mitte_session";
+
+/** The `Set-Cookie` value that gives the browser a session token (or, with maxAgeSeconds 0, removes it). */
+export function sessionCookie(token: string, maxAgeSeconds: number, secure: boolean): string {
+  return serialize(SESSION_COOKIE, token, {
+    httpOnly: true,
+    secure,
+    sameSite: "lax",
+    path: "/",
+    maxAge: maxAgeSeconds,
+  });
+}
 /** Sliding renewal: a session used after this long gets a fresh expiry (one write per hour at most). */
 const RENEW_AFTER_MS = 60 * 60 * 1000;
 
@@ -42,7 +54,10 @@ export function createSessionService({
       return { token, expiresAt };
     },
 
-    async authenticate(token: string): Promise<{ userId: string; sessionId: string } | null> {
+    /** `renewedUntil`: the session's new expiry when this use extended it (the cookie should follow). */
+    async authenticate(
+      token: string,
+    ): Promise<{ userId: string; sessionId: string; renewedUntil: number | null } | null> {
       if (token.length < 40 || token.length > 64) return null;
       const row = await db
         .selectFrom("sessions")
@@ -51,14 +66,16 @@ export function createSessionService({
         .executeTakeFirst();
       const now = clock.now();
       if (!row || row.expires_at <= now) return null;
+      let renewedUntil: number | null = null;
       if (now - row.last_seen_at >= RENEW_AFTER_MS) {
+        renewedUntil = now + ttlMs;
         await db
           .updateTable("sessions")
-          .set({ last_seen_at: now, expires_at: now + ttlMs })
+          .set({ last_seen_at: now, expires_at: renewedUntil })
           .where("id", "=", row.id)
           .execute();
       }
-      return { userId: row.user_id, sessionId: row.id };
+      return { userId: row.user_id, sessionId: row.id, renewedUntil };
     },
 
     async revoke(token: string): Promise<void> {
