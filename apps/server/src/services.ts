@@ -55,6 +55,8 @@ export function createServices(
       FIFTEEN_MINUTES,
       FIFTEEN_MINUTES,
     ),
+    // 5 reset mails an hour per address is plenty for a person and useless for flooding.
+    resetMailLimiter: deps.createRateLimiter("reset-mail", 5, 60 * 60 * 1000, 60 * 60 * 1000),
   });
   const endpoints = createEndpointService({ storage, clock, newId, secretBox, directory, queue, publicUrl });
   const { rateLimitEndpointPerMin, rateLimitIpPerMin, rateLimitBlockMs } = config.ingest;

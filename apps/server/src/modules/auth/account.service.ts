@@ -26,6 +26,8 @@ export interface AccountServiceDeps {
   /** Login attempts per account and per client IP (15-minute windows, 15-minute block). */
   loginLimiterByAccount: RateLimiter;
   loginLimiterByIp: RateLimiter;
+  /** Password-reset mails per address: past it, requests are answered as usual but send nothing. */
+  resetMailLimiter: RateLimiter;
 }
 
 export type SignupOutcome =
@@ -123,6 +125,8 @@ export function createAccountService(deps: AccountServiceDeps) {
         .where("email", "=", email.trim().toLowerCase())
         .executeTakeFirst();
       if (!user) return;
+      // Anyone can ask for any address: without a bound, this route would flood a mailbox on request.
+      if (!(await deps.resetMailLimiter.hit(user.email, clock.now())).allowed) return;
       const token = await tokens.issue(user.id, "password_reset", PASSWORD_RESET_TTL_MS);
       const link = `${publicUrl}/reset-password?token=${token}`;
       await mailer.send({

@@ -170,6 +170,21 @@ describe("bad input and abuse", () => {
 });
 
 describe("password reset", () => {
+  it("sends at most 5 reset mails an hour to one address, answering every request the same", async () => {
+    await signUpAndVerify("flood@example.com");
+    const mailsTo = (to: string) => resend.sent.filter((mail) => [mail.to].flat().includes(to)).length;
+    const before = mailsTo("flood@example.com");
+    for (let i = 0; i < 8; i++) {
+      const answer = await post("/api/v1/auth/password-reset", { email: "flood@example.com" });
+      expect([answer.statusCode, answer.json()]).toEqual([202, { sent: true }]);
+    }
+    expect(mailsTo("flood@example.com") - before).toBe(5);
+    // A sliding one-hour window: once the requests have slid out of it, mail goes out again.
+    h.clock.advance(121 * 60 * 1000);
+    await post("/api/v1/auth/password-reset", { email: "flood@example.com" });
+    expect(mailsTo("flood@example.com") - before).toBe(6);
+  });
+
   it("works once, ends sessions, and refuses an expired link", async () => {
     await signUpAndVerify("kim@example.com");
     const cookie = cookieOf(await login("kim@example.com"));
