@@ -50,16 +50,73 @@ describe("log retention", () => {
       logger: h.deps.logger,
       batchSize: 2,
     });
-    expect(await retention.runOnce()).toEqual({ deleted: 3 });
+    expect(await retention.runOnce()).toMatchObject({ deleted: 3 });
     expect(await counts()).toEqual({ free: 1, pro: 4, trial: 4 });
 
     h.clock.advance(10 * DAY); // day 15: day-0 logs of Pro and trial users expire, day-5 ones stay
-    expect(await retention.runOnce()).toEqual({ deleted: 7 });
+    expect(await retention.runOnce()).toMatchObject({ deleted: 7 });
     expect(await counts()).toEqual({ free: 0, pro: 1, trial: 1 });
     expect(await h.db.selectFrom("delivery_attempts").selectAll().execute()).toHaveLength(0);
     // Jobs of deleted logs deliver nothing: only the two surviving logs get an attempt.
     await h.runDeliveries();
     const attempts = await h.db.selectFrom("delivery_attempts").select("log_id").execute();
     expect(attempts).toHaveLength(2);
+  });
+
+  it("deletes expired sessions and sign-in states, and mail links a week after they expired", async () => {
+    h = await createHarness();
+    const { userId } = await h.createUser("pro");
+    const now = h.clock.now();
+    const session = (id: string, expiresAt: number) => ({
+      id,
+      user_id: userId,
+      token_hash: `hash-${id}`,
+      created_at: now - DAY,
+      expires_at: expiresAt,
+      last_seen_at: now - DAY,
+    });
+    await h.db
+      .insertInto("sessions")
+      .values([session("ses_old", now - 1), session("ses_live", now + DAY)])
+      .execute();
+    const state = (hash: string, expiresAt: number) => ({
+      state_hash: hash,
+      provider: "github",
+      code_verifier: "v",
+      created_at: now - DAY,
+      expires_at: expiresAt,
+    });
+    await h.db
+      .insertInto("oauth_states")
+      .values([state("s_old", now - 1), state("s_live", now + 60_000)])
+      .execute();
+    const link = (id: string, expiresAt: number) => ({
+      id,
+      user_id: userId,
+      purpose: "password_reset" as const,
+      token_hash: `hash-${id}`,
+      created_at: now - 10 * DAY,
+      expires_at: expiresAt,
+      used_at: null,
+    });
+    await h.db
+      .insertInto("one_time_tokens")
+      .values([link("ott_week_old", now - 8 * DAY), link("ott_recent", now - DAY)])
+      .execute();
+
+    const { createRetentionService } = await import("./retention.service.js");
+    const retention = createRetentionService({
+      storage: h.deps.storage,
+      clock: h.clock,
+      logger: h.deps.logger,
+    });
+    expect(await retention.runOnce()).toEqual({ deleted: 0, credentials: 3 });
+    expect((await h.db.selectFrom("sessions").select("id").execute()).map((r) => r.id)).toEqual(["ses_live"]);
+    expect(
+      (await h.db.selectFrom("oauth_states").select("state_hash").execute()).map((r) => r.state_hash),
+    ).toEqual(["s_live"]);
+    expect((await h.db.selectFrom("one_time_tokens").select("id").execute()).map((r) => r.id)).toEqual([
+      "ott_recent",
+    ]);
   });
 });

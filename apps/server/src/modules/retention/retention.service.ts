@@ -3,6 +3,8 @@ import type { Clock } from "../../lib/clock.js";
 import type { Storage } from "../../storage/storage.js";
 import { planLimits } from "../plans/plan-limits.js";
 
+const EXPIRED_LINK_KEPT_MS = 7 * 24 * 60 * 60 * 1000;
+
 export interface RetentionDeps {
   storage: Storage;
   clock: Clock;
@@ -13,7 +15,7 @@ export interface RetentionDeps {
 
 /**
  * Deletes webhook logs (and, by cascade, their attempts) older than the owner's plan retention, counted
- * from creation. Runs hourly; deletes in bounded batches and yields between them so ingestion and
+ * from creation, and expired sessions, sign-in states and mail links. Runs hourly; deletes in bounded batches and yields between them so ingestion and
  * delivery keep their turn at the single SQLite writer.
  */
 export function createRetentionService({ storage, clock, logger, batchSize = 1_000 }: RetentionDeps) {
@@ -51,14 +53,42 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
     }
   }
 
+  /** Deletes rows of `table` whose `expires_at` is at or before `cutoffMs`, in bounded batches. */
+  async function purgeExpired(
+    table: "sessions" | "one_time_tokens" | "oauth_states",
+    key: "id" | "state_hash",
+    cutoffMs: number,
+  ): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await db
+        .deleteFrom(table)
+        .where(key, "in", (eb) =>
+          eb.selectFrom(table).select(key).where("expires_at", "<=", cutoffMs).limit(batchSize),
+        )
+        .executeTakeFirst();
+      const deleted = Number(result.numDeletedRows);
+      total += deleted;
+      if (deleted < batchSize) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   return {
-    async runOnce(): Promise<{ deleted: number }> {
+    async runOnce(): Promise<{ deleted: number; credentials: number }> {
       const now = clock.now();
       const longest = Math.max(...Object.values(planLimits).map((limits) => limits.logRetentionMs));
       let deleted = await deleteInBatches(now - longest, false, now);
       deleted += await deleteInBatches(now - planLimits.free.logRetentionMs, true, now);
       if (deleted > 0) logger.info({ deleted }, "retention: deleted expired webhook logs");
-      return { deleted };
+      // Expired sign-in state is dead weight (and /oauth/*/start adds a row per anonymous call). Mail links
+      // are kept a week past expiry so a late click still hears "expired" rather than "invalid".
+      const credentials =
+        (await purgeExpired("sessions", "id", now)) +
+        (await purgeExpired("oauth_states", "state_hash", now)) +
+        (await purgeExpired("one_time_tokens", "id", now - EXPIRED_LINK_KEPT_MS));
+      if (credentials > 0) logger.info({ credentials }, "retention: deleted expired sessions and links");
+      return { deleted, credentials };
     },
   };
 }
