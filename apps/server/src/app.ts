@@ -190,6 +190,7 @@ export async function buildApp(
     sessions: services.sessions,
     secureCookies: services.publicUrl.startsWith("https:"),
     nowMs,
+    trustedOrigins: [new URL(services.publicUrl).origin],
   });
 
   await app.register(oauthRoutes, {

@@ -92,6 +92,15 @@ describe("sign-up, verification, login, session", () => {
     const created = await post("/api/v1/endpoints", endpoint, { cookie, origin: ORIGIN });
     expect(created.statusCode).toBe(201);
 
+    // Another site cannot log the visitor out either.
+    const forgedLogout = await post("/api/v1/auth/logout", undefined, {
+      cookie,
+      origin: "https://evil.example",
+    });
+    expect([forgedLogout.statusCode, forgedLogout.json().error.code]).toEqual([403, "csrf_failed"]);
+    expect((await h.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } })).statusCode).toBe(
+      200,
+    );
     const logout = await post("/api/v1/auth/logout", undefined, { cookie, origin: ORIGIN });
     expect(logout.statusCode).toBe(204);
     expect(String(logout.headers["set-cookie"])).toContain("Max-Age=0");

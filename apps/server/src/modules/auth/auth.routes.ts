@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError } from "../../errors.js";
 import { toMeView } from "../users/user.service.js";
 import type { AccountService, TokenOutcome } from "./account.service.js";
-import { sessionToken } from "./authenticate.js";
+import { assertSameOrigin, sessionToken } from "./authenticate.js";
 import { type SessionService, sessionCookie } from "./session.service.js";
 
 export interface AuthRoutesOptions {
@@ -18,6 +18,8 @@ export interface AuthRoutesOptions {
   /** Secure cookies when Mitte is served over HTTPS. */
   secureCookies: boolean;
   nowMs: () => number;
+  /** Origins whose pages may end a cookie session (CSRF; see requireUser). */
+  trustedOrigins: readonly string[];
 }
 
 function tokenResult(outcome: TokenOutcome): void {
@@ -38,7 +40,7 @@ function tokenResult(outcome: TokenOutcome): void {
 /** Public account routes: sign-up, email verification, login, logout, password reset. */
 export async function authRoutes(
   app: FastifyInstance,
-  { accounts, sessions, secureCookies, nowMs }: AuthRoutesOptions,
+  { accounts, sessions, secureCookies, nowMs, trustedOrigins }: AuthRoutesOptions,
 ): Promise<void> {
   const setSessionCookie = (reply: FastifyReply, token: string, maxAgeSeconds: number) =>
     reply.header("set-cookie", sessionCookie(token, maxAgeSeconds, secureCookies));
@@ -88,7 +90,11 @@ export async function authRoutes(
 
   app.post("/api/v1/auth/logout", async (request, reply) => {
     const token = sessionToken(request);
-    if (token) await sessions.revoke(token);
+    // Another site must not be able to log a visitor out.
+    if (token) {
+      assertSameOrigin(request, trustedOrigins);
+      await sessions.revoke(token);
+    }
     setSessionCookie(reply, "", 0);
     return reply.code(204).send();
   });

@@ -23,6 +23,16 @@ export function sessionToken(request: FastifyRequest): string | undefined {
   return header ? parseCookies(header)[SESSION_COOKIE] : undefined;
 }
 
+/** A cookie-authenticated change must come from Mitte's own pages: its Origin (or Referer) says so. */
+export function assertSameOrigin(request: FastifyRequest, trustedOrigins: readonly string[]): void {
+  const origin = request.headers.origin ?? request.headers.referer;
+  const host = request.headers.host;
+  const allowed = [...trustedOrigins, ...(host ? [`http://${host}`, `https://${host}`] : [])];
+  if (!origin || !allowed.some((trusted) => origin === trusted || origin.startsWith(`${trusted}/`))) {
+    throw new AppError("csrf_failed", "This change must come from Mitte's own pages (Origin check failed).");
+  }
+}
+
 /**
  * onRequest hook for authenticated routes: `Authorization: Bearer mk_…` (API clients, MCP) or the
  * dashboard's session cookie. Cookie-authenticated changes must come from our own origin (CSRF): browsers
@@ -48,17 +58,7 @@ export function requireUser(
     const session = token ? await sessions.authenticate(token) : null;
     if (!session)
       throw new AppError("unauthorized", "Log in, or send an API key as `Authorization: Bearer mk_…`.");
-    if (!SAFE_METHODS.has(request.method)) {
-      const origin = request.headers.origin ?? request.headers.referer;
-      const host = request.headers.host;
-      const allowed = [...trustedOrigins, ...(host ? [`http://${host}`, `https://${host}`] : [])];
-      if (!origin || !allowed.some((trusted) => origin === trusted || origin.startsWith(`${trusted}/`))) {
-        throw new AppError(
-          "csrf_failed",
-          "This change must come from Mitte's own pages (Origin check failed).",
-        );
-      }
-    }
+    if (!SAFE_METHODS.has(request.method)) assertSameOrigin(request, trustedOrigins);
     // The server extended the session; the browser's cookie must last as long, or it drops a live session.
     if (session.renewedUntil !== null && token) {
       const maxAgeSeconds = Math.floor((session.renewedUntil - options.nowMs()) / 1000);
