@@ -94,6 +94,7 @@ export async function endpointRoutes(
     );
     if (outcome.outcome === "unavailable")
       throw new AppError("service_unavailable", "Mitte cannot queue webhooks right now.");
+    if (outcome.outcome === "endpoint_not_found") throw notFound();
     if (outcome.outcome !== "accepted") throw new AppError("internal_error", "test webhook was not accepted");
     return reply.code(202).send({ id: outcome.logId, status: "queued" });
   });

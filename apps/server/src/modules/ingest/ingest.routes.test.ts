@@ -160,6 +160,44 @@ describe("ingest refusals", () => {
     expect((await send()).statusCode).toBe(202);
   });
 
+  it("a webhook whose endpoint is deleted before its commit gets 404; the rest of its batch is stored", async () => {
+    h = await createHarness();
+    const alice = await h.createUser();
+    const bob = await h.createUser();
+    const doomed = await h.createEndpoint(alice.headers, {
+      name: "doomed",
+      targetUrl: "http://127.0.0.1:9/",
+    });
+    const other = await h.createEndpoint(bob.headers, { name: "other", targetUrl: "http://127.0.0.1:9/" });
+    const admittedDoomed = await h.services.ingest.admit(doomed.slug, "127.0.0.1");
+    const admittedOther = await h.services.ingest.admit(other.slug, "127.0.0.1");
+    if (admittedDoomed.outcome !== "admitted" || admittedOther.outcome !== "admitted")
+      throw new Error("setup");
+    const deleted = await h.app.inject({
+      method: "DELETE",
+      url: `/api/v1/endpoints/${doomed.id}`,
+      headers: alice.headers,
+    });
+    expect(deleted.statusCode).toBe(204);
+    const webhook = {
+      method: "POST",
+      query: "",
+      headers: { "content-type": "application/json" },
+      body: Buffer.from("{}"),
+    };
+    // Both in one group commit: the deleted endpoint's row fails its foreign key.
+    const [gone, kept] = await Promise.all([
+      h.services.ingest.accept(admittedDoomed.endpoint, webhook),
+      h.services.ingest.accept(admittedOther.endpoint, webhook),
+    ]);
+    expect(gone).toEqual({ outcome: "endpoint_not_found" });
+    expect(kept.outcome).toBe("accepted");
+    const stored = await h.db.selectFrom("webhook_logs").select("endpoint_id").execute();
+    expect(stored.map((row) => row.endpoint_id)).toEqual([other.id]);
+    const usage = await h.db.selectFrom("usage_counters").select(["user_id", "request_count"]).execute();
+    expect(usage.map((row) => [row.user_id, Number(row.request_count)])).toEqual([[bob.userId, 1]]);
+  });
+
   it("group commit: 300 concurrent webhooks are all stored, each with its job", async () => {
     const { endpoint } = await setup();
     const responses = await Promise.all(

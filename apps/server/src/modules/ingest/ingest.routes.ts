@@ -76,6 +76,8 @@ export async function ingestRoutes(
         case "accepted":
           setRateLimitHeaders(reply, admission.rateLimit);
           return reply.code(202).send({ id: outcome.logId, status: "queued" });
+        case "endpoint_not_found":
+          throw new AppError("not_found", "No endpoint with this URL.");
         case "quota_exceeded":
           reply.header("retry-after", outcome.retryAfterSeconds);
           return reply

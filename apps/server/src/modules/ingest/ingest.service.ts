@@ -7,6 +7,7 @@ import type { CommittedJob, DeliveryQueue } from "../../queue/queue.js";
 import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
 import type { NewWebhookLog } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
+import { isForeignKeyViolation } from "../../storage/unavailable.js";
 import type { EndpointDirectory, EndpointSnapshot } from "../endpoints/endpoint-directory.js";
 import { limitsFor, maxAttemptsFor, nextPeriodStartMs, usagePeriod } from "../plans/plan-limits.js";
 import { moreRestrictive, type RateLimitDecision, type RateLimiter } from "./rate-limiter.js";
@@ -38,6 +39,7 @@ export type AdmitOutcome =
 
 export type AcceptOutcome =
   | { outcome: "accepted"; logId: string }
+  | { outcome: "endpoint_not_found" }
   | { outcome: "quota_exceeded"; retryAfterSeconds: number }
   | { outcome: "unavailable" };
 
@@ -123,6 +125,8 @@ interface PendingLog {
   /** False for a paused endpoint: the log is stored without a job; resuming the endpoint enqueues it. */
   delivers: boolean;
   countsTowardQuota: boolean;
+  /** Set by the commit: the endpoint was deleted after this webhook was admitted, so nothing was stored. */
+  endpointGone?: boolean;
 }
 
 export function createIngestService(deps: IngestServiceDeps) {
@@ -150,22 +154,42 @@ export function createIngestService(deps: IngestServiceDeps) {
   });
   /** Jobs being handed to the queue after their logs committed; flush() waits for them. */
   const handovers = new Set<Promise<void>>();
+  function commitStatements(items: readonly PendingLog[]): CompiledQuery[] {
+    const statements: CompiledQuery[] = logInserts.compile(items.map((item) => item.row));
+    const perUser = new Map<string, number>();
+    for (const item of items) {
+      if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
+    }
+    const period = usagePeriod(clock.now());
+    for (const [userId, count] of perUser) statements.push(usageUpserts.compile({ userId, period, count }));
+    return statements;
+  }
+
   const writer = new BatchWriter<PendingLog>(
-    async (items) => {
-      const jobs = items.flatMap(({ row, delivers }): CommittedJob[] =>
-        delivers ? [{ logId: row.id, endpointId: row.endpoint_id, runAtMs: row.created_at, log: row }] : [],
-      );
-      const statements: CompiledQuery[] = logInserts.compile(items.map((item) => item.row));
-      const perUser = new Map<string, number>();
-      for (const item of items) {
-        if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
-      }
-      const period = usagePeriod(clock.now());
-      for (const [userId, count] of perUser) statements.push(usageUpserts.compile({ userId, period, count }));
+    async (batch) => {
+      let items = batch;
       // Logs and usage commit together, in one round trip (the committed log is the embedded queue's job).
       // They are new rows, and one usage upsert per user: independent statements, which PostgreSQL runs
       // as a single one.
-      await storage.executeBatch(statements, { independent: true });
+      try {
+        await storage.executeBatch(commitStatements(items), { independent: true });
+      } catch (error) {
+        if (!isForeignKeyViolation(error)) throw error;
+        // An endpoint (or its owner) was deleted between admitting a webhook and this commit. Only that
+        // webhook is refused; the rest of the batch, other endpoints' and other users', is written.
+        const endpointIds = [...new Set(items.map((item) => item.row.endpoint_id))];
+        const live = new Set(
+          (
+            await storage.db.selectFrom("endpoints").select("id").where("id", "in", endpointIds).execute()
+          ).map((endpoint) => endpoint.id),
+        );
+        for (const item of items) item.endpointGone = !live.has(item.row.endpoint_id);
+        items = items.filter((item) => !item.endpointGone);
+        if (items.length > 0) await storage.executeBatch(commitStatements(items), { independent: true });
+      }
+      const jobs = items.flatMap(({ row, delivers }): CommittedJob[] =>
+        delivers ? [{ logId: row.id, endpointId: row.endpoint_id, runAtMs: row.created_at, log: row }] : [],
+      );
       // Committed: the 202s need not wait for the broker. Should handing the jobs over fail, the logs
       // stay queued and the reconciler enqueues them (afterCommit logs that; it does not reject).
       const handover: Promise<void> = queue
@@ -249,11 +273,16 @@ export function createIngestService(deps: IngestServiceDeps) {
         maxAttempts: maxAttemptsFor(limits, isTest),
         now,
       });
+      const pending: PendingLog = { row, delivers: !endpoint.paused, countsTowardQuota: !isTest };
       try {
-        await writer.submit({ row, delivers: !endpoint.paused, countsTowardQuota: !isTest });
+        await writer.submit(pending);
       } catch (error) {
         if (!isTest) usage.release(endpoint.userId, period);
         throw error;
+      }
+      if (pending.endpointGone) {
+        if (!isTest) usage.release(endpoint.userId, period);
+        return { outcome: "endpoint_not_found" };
       }
       return { outcome: "accepted", logId: id };
     },
