@@ -1,14 +1,21 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createHarness, type Harness } from "../../test-support/harness.js";
+import { type Sink, startSink } from "../../test-support/sink.js";
 
 let h: Harness;
-afterEach(async () => h.close());
+let sink: Sink | undefined;
+afterEach(async () => {
+  await h.close();
+  await sink?.close();
+  sink = undefined;
+});
 
 const DAY = 24 * 60 * 60 * 1000;
 
 describe("log retention", () => {
-  it("deletes Free logs after 3 days and Pro logs after 14, in batches, with their attempts and jobs", async () => {
+  it("deletes delivered Free logs after 3 days and Pro logs after 14, in batches, with their attempts", async () => {
     h = await createHarness();
+    sink = await startSink();
     const free = await h.createUser("free");
     const pro = await h.createUser("pro");
     const trial = await h.createUser("free");
@@ -19,7 +26,7 @@ describe("log retention", () => {
       .execute();
     const slugs: Record<string, string> = {};
     for (const [name, user] of Object.entries({ free, pro, trial })) {
-      slugs[name] = (await h.createEndpoint(user.headers, { name, targetUrl: "http://127.0.0.1:9/" })).slug;
+      slugs[name] = (await h.createEndpoint(user.headers, { name, targetUrl: sink.url })).slug;
     }
     const sendAll = async (count: number) => {
       for (const slug of Object.values(slugs)) {
@@ -27,6 +34,7 @@ describe("log retention", () => {
           await h.app.inject({ method: "POST", url: `/api/v1/h/${slug}`, payload: { i } });
       }
       await h.services.ingest.flush();
+      await h.runDeliveries();
     };
     await sendAll(3); // day 0
     h.clock.advance(5 * DAY);
@@ -56,11 +64,8 @@ describe("log retention", () => {
     h.clock.advance(10 * DAY); // day 15: day-0 logs of Pro and trial users expire, day-5 ones stay
     expect(await retention.runOnce()).toMatchObject({ deleted: 7 });
     expect(await counts()).toEqual({ free: 0, pro: 1, trial: 1 });
-    expect(await h.db.selectFrom("delivery_attempts").selectAll().execute()).toHaveLength(0);
-    // Jobs of deleted logs deliver nothing: only the two surviving logs get an attempt.
-    await h.runDeliveries();
-    const attempts = await h.db.selectFrom("delivery_attempts").select("log_id").execute();
-    expect(attempts).toHaveLength(2);
+    // The deleted logs' attempts went with them: only the two surviving logs' remain.
+    expect(await h.db.selectFrom("delivery_attempts").selectAll().execute()).toHaveLength(2);
   });
 
   it("deletes expired sessions and sign-in states, and mail links a week after they expired", async () => {
@@ -118,5 +123,36 @@ describe("log retention", () => {
     expect((await h.db.selectFrom("one_time_tokens").select("id").execute()).map((r) => r.id)).toEqual([
       "ott_recent",
     ]);
+  });
+
+  it("keeps logs not yet delivered, however old: a paused endpoint's webhooks wait for its resume", async () => {
+    h = await createHarness();
+    const user = await h.createUser("free");
+    const endpoint = await h.createEndpoint(user.headers, {
+      name: "paused",
+      targetUrl: "http://127.0.0.1:9/",
+      paused: true,
+    });
+    const sent = await h.app.inject({
+      method: "POST",
+      url: `/api/v1/h/${endpoint.slug}`,
+      payload: { kept: 1 },
+    });
+    expect(sent.statusCode).toBe(202);
+    h.clock.advance(10 * DAY); // far past Free's 3 days
+
+    const { createRetentionService } = await import("./retention.service.js");
+    const retention = createRetentionService({
+      storage: h.deps.storage,
+      clock: h.clock,
+      logger: h.deps.logger,
+    });
+    expect(await retention.runOnce()).toMatchObject({ deleted: 0 });
+    const log = await h.app.inject({
+      method: "GET",
+      url: `/api/v1/logs/${sent.json().id}`,
+      headers: user.headers,
+    });
+    expect([log.statusCode, log.json().status]).toEqual([200, "queued"]);
   });
 });

@@ -14,8 +14,8 @@ export interface RetentionDeps {
 }
 
 /**
- * Deletes webhook logs (and, by cascade, their attempts) older than the owner's plan retention, counted
- * from creation, and expired sessions, sign-in states and mail links. Runs hourly; deletes in bounded batches and yields between them so ingestion and
+ * Deletes finished webhook logs (and, by cascade, their attempts) older than the owner's plan retention,
+ * counted from creation, and expired sessions, sign-in states and mail links. Runs hourly; deletes in bounded batches and yields between them so ingestion and
  * delivery keep their turn at the single SQLite writer.
  */
 export function createRetentionService({ storage, clock, logger, batchSize = 1_000 }: RetentionDeps) {
@@ -27,10 +27,13 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
       const result = await db
         .deleteFrom("webhook_logs")
         .where("id", "in", (eb) => {
+          // Only finished logs: one still queued or retrying (a paused endpoint's, say) was accepted with a
+          // 202 and is delivered when it can be; age alone must not throw it away.
           let candidates = eb
             .selectFrom("webhook_logs")
             .select("webhook_logs.id")
-            .where("webhook_logs.created_at", "<", cutoffMs);
+            .where("webhook_logs.created_at", "<", cutoffMs)
+            .where("webhook_logs.status", "in", ["delivered", "failed"]);
           if (freeUsersOnly) {
             // Users on Free without a running trial; Pro and trialing users keep logs longer.
             candidates = candidates.where("webhook_logs.user_id", "in", (inner) =>
