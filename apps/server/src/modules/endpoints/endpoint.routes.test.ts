@@ -205,6 +205,32 @@ describe("endpoints API", () => {
     expect((await create("http://169.254.169.254/")).statusCode).toBe(400);
   });
 
+  it("keeps both of two concurrent changes: a rotated secret is not undone by a rename", async () => {
+    const user = await h.createUser("pro");
+    const endpoint = await h.createEndpoint(user.headers, { name: "e", targetUrl: "https://example.com" });
+    for (let round = 0; round < 10; round++) {
+      const [rotated, renamed] = await Promise.all([
+        h.app.inject({
+          method: "POST",
+          url: `/api/v1/endpoints/${endpoint.id}/rotate-secret`,
+          headers: user.headers,
+        }),
+        h.app.inject({
+          method: "PATCH",
+          url: `/api/v1/endpoints/${endpoint.id}`,
+          headers: user.headers,
+          payload: { name: `renamed-${round}` },
+        }),
+      ]);
+      expect([rotated.statusCode, renamed.statusCode]).toEqual([200, 200]);
+      const stored = (
+        await h.app.inject({ method: "GET", url: `/api/v1/endpoints/${endpoint.id}`, headers: user.headers })
+      ).json();
+      expect(stored.signingSecret, `round ${round}`).toBe(rotated.json().signingSecret);
+      expect(stored.name).toBe(`renamed-${round}`);
+    }
+  });
+
   it("paginates newest first with a cursor", async () => {
     const user = await h.createUser("pro");
     for (let i = 0; i < 5; i++)

@@ -127,25 +127,23 @@ export function createEndpointService(deps: EndpointServiceDeps) {
     async update(userId: string, id: string, patch: UpdateEndpointBody): Promise<EndpointView | null> {
       const row = await findOwned(userId, id);
       if (!row) return null;
-      const updated: EndpointRow = {
-        ...row,
-        name: patch.name ?? row.name,
-        target_url: patch.targetUrl ?? row.target_url,
-        is_paused: patch.paused === undefined ? row.is_paused : patch.paused ? 1 : 0,
-        signing_secret_sealed:
-          patch.signingSecret === undefined
-            ? row.signing_secret_sealed
-            : patch.signingSecret === null
-              ? null
-              : secretBox.seal(patch.signingSecret),
-        updated_at: clock.now(),
-      };
-      await db
+      // Only the columns the patch names: writing the whole row back would undo a concurrent change, such
+      // as a secret rotated between this read and this write.
+      const changes: Partial<EndpointRow> = { updated_at: clock.now() };
+      if (patch.name !== undefined) changes.name = patch.name;
+      if (patch.targetUrl !== undefined) changes.target_url = patch.targetUrl;
+      if (patch.paused !== undefined) changes.is_paused = patch.paused ? 1 : 0;
+      if (patch.signingSecret !== undefined)
+        changes.signing_secret_sealed =
+          patch.signingSecret === null ? null : secretBox.seal(patch.signingSecret);
+      const updated = await db
         .updateTable("endpoints")
-        .set(updated)
+        .set(changes)
         .where("id", "=", id)
         .where("user_id", "=", userId)
-        .execute();
+        .returningAll()
+        .executeTakeFirst();
+      if (!updated) return null;
       await directory.invalidate(row);
       if (row.is_paused === 1 && updated.is_paused === 0) await requeueWaiting(id);
       return toView(updated, true);
@@ -154,17 +152,14 @@ export function createEndpointService(deps: EndpointServiceDeps) {
     async rotateSecret(userId: string, id: string): Promise<EndpointView | null> {
       const row = await findOwned(userId, id);
       if (!row) return null;
-      const updated = {
-        ...row,
-        signing_secret_sealed: secretBox.seal(newSigningSecret()),
-        updated_at: clock.now(),
-      };
-      await db
+      const updated = await db
         .updateTable("endpoints")
-        .set({ signing_secret_sealed: updated.signing_secret_sealed, updated_at: updated.updated_at })
+        .set({ signing_secret_sealed: secretBox.seal(newSigningSecret()), updated_at: clock.now() })
         .where("id", "=", id)
         .where("user_id", "=", userId)
-        .execute();
+        .returningAll()
+        .executeTakeFirst();
+      if (!updated) return null;
       await directory.invalidate(row);
       return toView(updated, true);
     },
