@@ -320,6 +320,34 @@ describe("retries follow the plan", () => {
     });
   });
 
+  it("pausing and resuming an endpoint keeps a scheduled retry's time", async () => {
+    sink = await startSink(() => ({ status: 503, headers: { "retry-after": "600" } }));
+    const user = await h.createUser("pro");
+    const endpoint = await h.createEndpoint(user.headers, { name: "busy", targetUrl: sink.url });
+    const { id } = (
+      await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
+    ).json();
+    await h.runDeliveries();
+    expect(sink.received).toHaveLength(1);
+    const setPaused = (paused: boolean) =>
+      h.app.inject({
+        method: "PATCH",
+        url: `/api/v1/endpoints/${endpoint.id}`,
+        headers: user.headers,
+        payload: { paused },
+      });
+    expect((await setPaused(true)).statusCode).toBe(200);
+    h.clock.advance(1_000);
+    expect((await setPaused(false)).statusCode).toBe(200);
+    await h.runDeliveries();
+    expect(sink.received).toHaveLength(1); // not before the target's Retry-After
+    const log = await logDetail(user.headers, id);
+    expect(Date.parse(log.nextAttemptAt) - h.clock.now()).toBe(599_000);
+    h.clock.advance(599_000);
+    await h.runDeliveries();
+    expect(sink.received).toHaveLength(2);
+  });
+
   it("test webhooks: x-mitte-test header, test flag, one attempt even on Pro", async () => {
     sink = await startSink(() => ({ status: 500 }));
     const user = await h.createUser("pro");

@@ -56,16 +56,25 @@ export function createEndpointService(deps: EndpointServiceDeps) {
       .executeTakeFirst();
   }
 
-  /** Logs left `queued` while the endpoint was paused get their jobs back. */
+  /**
+   * Logs left waiting while the endpoint was paused get their jobs back: at once, or at their scheduled retry
+   * if that is still ahead (a pause must not skip a backoff or a target's Retry-After).
+   */
   async function requeueWaiting(endpointId: string): Promise<number> {
     const waiting = await db
       .selectFrom("webhook_logs")
-      .select("id")
+      .select(["id", "next_attempt_at"])
       .where("endpoint_id", "=", endpointId)
       .where("status", "in", ["queued", "retrying"])
       .execute();
     const now = clock.now();
-    await queue.enqueue(waiting.map((log) => ({ logId: log.id, endpointId, runAtMs: now })));
+    await queue.enqueue(
+      waiting.map((log) => ({
+        logId: log.id,
+        endpointId,
+        runAtMs: Math.max(now, log.next_attempt_at ?? now),
+      })),
+    );
     return waiting.length;
   }
 
