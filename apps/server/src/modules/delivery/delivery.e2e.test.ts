@@ -250,6 +250,25 @@ describe("retries follow the plan", () => {
     expect(await h.queue.depth()).toBe(0);
   });
 
+  it("a downgrade to Free ends the retries still pending", async () => {
+    sink = await startSink(() => ({ status: 503 }));
+    const user = await h.createUser("pro", "downgrade@example.com");
+    const endpoint = await h.createEndpoint(user.headers, { name: "pro", targetUrl: sink.url });
+    const { id } = (
+      await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
+    ).json();
+    await h.runDeliveries();
+    expect(await logDetail(user.headers, id)).toMatchObject({ status: "retrying", attempts: 1 });
+    expect(await h.services.users.setPlan("downgrade@example.com", "free")).toBe(true);
+    h.clock.advance(5_000); // the retry is due (and the endpoint cache's 5 s are over)
+    await h.runDeliveries();
+    // Free has one attempt: the attempt that ran now is the last.
+    expect(await logDetail(user.headers, id)).toMatchObject({ status: "failed", attempts: 2 });
+    h.clock.advance(60_000);
+    await h.runDeliveries();
+    expect(sink.received).toHaveLength(2);
+  });
+
   it("Free: exactly one attempt", async () => {
     sink = await startSink(() => ({ status: 500 }));
     const user = await h.createUser("free");

@@ -9,6 +9,7 @@ import { padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js"
 import { DELIVERY_LOG_COLUMNS, type DeliveryLogRow, type LogStatus } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
+import { limitsFor, maxAttemptsFor } from "../plans/plan-limits.js";
 import type { AttemptRecord } from "./delivery-recorder.js";
 import { createDeliveryRecorder } from "./delivery-recorder.js";
 import { forwardableHeaders, targetUrlWithQuery } from "./forward-headers.js";
@@ -137,7 +138,12 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
     const finishedAt = clock.now();
     let status: DeliveryOutcomeEvent["status"] = outcome.success ? "delivered" : "failed";
     let nextAttemptAt: number | null = null;
-    if (!outcome.success && outcome.retryable && attemptNumber < log.max_attempts) {
+    // The owner's plan now, not at arrival, bounds what is left: after a downgrade to Free, pending retries end.
+    const maxAttempts = Math.min(
+      log.max_attempts,
+      maxAttemptsFor(limitsFor(endpoint.owner, finishedAt), log.is_test === 1),
+    );
+    if (!outcome.success && outcome.retryable && attemptNumber < maxAttempts) {
       const retryAfter =
         result.kind === "response" ? parseRetryAfterMs(result.headers["retry-after"], finishedAt) : null;
       status = "retrying";
