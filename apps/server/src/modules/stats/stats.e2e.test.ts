@@ -77,6 +77,40 @@ describe("delivery statistics", () => {
   });
 });
 
+describe("delivery statistics and deleted endpoints", () => {
+  it("keeps the other endpoints' counts when an endpoint is deleted before its stats are written", async () => {
+    const user = await h.createUser("pro");
+    const kept = await h.createEndpoint(user.headers, { name: "kept", targetUrl: `${sink.url}/ok` });
+    const doomed = await h.createEndpoint(user.headers, { name: "doomed", targetUrl: `${sink.url}/ok` });
+    const outcome = (endpointId: string) => ({
+      logId: `log_${endpointId}`,
+      userId: user.userId,
+      endpointId,
+      attempt: 1,
+      status: "delivered" as const,
+      success: true,
+      responseStatus: 200,
+      errorKind: null,
+      durationMs: 12,
+      isTest: false,
+      atMs: h.clock.now(),
+    });
+    h.services.stats.record(outcome(kept.id));
+    h.services.stats.record(outcome(doomed.id));
+    const deleted = await h.app.inject({
+      method: "DELETE",
+      url: `/api/v1/endpoints/${doomed.id}`,
+      headers: user.headers,
+    });
+    expect(deleted.statusCode).toBe(204);
+    await h.services.stats.flush();
+    const stats = (
+      await h.app.inject({ method: "GET", url: `/api/v1/endpoints/${kept.id}/stats`, headers: user.headers })
+    ).json();
+    expect(stats.totals).toMatchObject({ requests: 1, successes: 1 });
+  });
+});
+
 describe("anomaly detection job", () => {
   it("fires once on a spike over 48 hours of history, not again 10 minutes later, never with 5 hours of history", async () => {
     const user = await h.createUser("pro");
