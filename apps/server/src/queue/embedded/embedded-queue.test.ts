@@ -119,6 +119,46 @@ describe("EmbeddedDeliveryQueue consumer", () => {
     expect(started.ep_hung).toBe(4);
   });
 
+  it("does not let hung endpoints hold every slot: a job running past parkAfterMs stops counting", async () => {
+    await start({ groupConcurrency: 2 });
+    await queue.close(0);
+    // 4 slots, 2 per endpoint: two hung endpoints alone would fill the process.
+    queue = new EmbeddedDeliveryQueue({
+      db: storage.db,
+      storage,
+      clock: systemClock,
+      logger: pino({ level: "silent" }),
+      concurrency: 4,
+      groupConcurrency: 2,
+      pollIntervalMs: 50,
+      parkAfterMs: 100,
+    });
+    const started: Record<string, number> = {};
+    const finished: string[] = [];
+    await queue.startConsumer(async (job): Promise<JobOutcome> => {
+      started[job.endpointId] = (started[job.endpointId] ?? 0) + 1;
+      if (job.endpointId.startsWith("ep_hung")) await new Promise<void>((done) => release.push(done));
+      finished.push(job.logId);
+      return record(job.logId, { kind: "done" });
+    });
+    const hung = Array.from({ length: 10 }, (_, i) => `ep_hung${i}`);
+    await queue.enqueue((await Promise.all(hung.slice(0, 2).map((id) => pendingLogs(id, 5)))).flat());
+    await waitFor(() => Object.values(started).reduce((sum, n) => sum + n, 0) === 4);
+    const fast = await pendingLogs("ep_fast", 3);
+    await queue.afterCommit(fast);
+    await waitFor(() => finished.length === 3);
+    expect(finished.sort()).toEqual(fast.map((job) => job.logId));
+    // Each hung endpoint still holds only its own 2 slots.
+    expect([started.ep_hung0, started.ep_hung1]).toEqual([2, 2]);
+
+    // Parked jobs are bounded too: at most 4 × 4 in flight, however many endpoints hang.
+    await queue.enqueue((await Promise.all(hung.slice(2).map((id) => pendingLogs(id, 2)))).flat());
+    await waitFor(() => Object.values(started).reduce((sum, n) => sum + n, 0) >= 3 + 16, 3_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const running = hung.reduce((sum, id) => sum + (started[id] ?? 0), 0);
+    expect(running).toBe(16);
+  });
+
   it("finds pending logs it was not told about (left by an earlier process) when it starts", async () => {
     await start({ groupConcurrency: 4 });
     const seen: string[] = [];

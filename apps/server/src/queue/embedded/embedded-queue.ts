@@ -17,7 +17,15 @@ export interface EmbeddedQueueOptions {
   groupConcurrency: number;
   /** How often idle consumers look for jobs that became due (retries). Default 250 ms. */
   pollIntervalMs?: number;
+  /**
+   * A job running longer than this stops counting against `concurrency` (its target is slow or hung), so
+   * a few hung endpoints cannot hold every slot until their timeouts. Default 2 s.
+   */
+  parkAfterMs?: number;
 }
+
+/** Jobs in flight, parked ones included, never exceed this multiple of `concurrency`. */
+const MAX_IN_FLIGHT_FACTOR = 4;
 
 /** A claim round asks at most this many endpoints; more are served in the next round, at once. */
 const MAX_GROUPS_PER_FILL = 32;
@@ -42,6 +50,12 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   readonly #opts: Required<EmbeddedQueueOptions>;
   /** Claimed logs whose handler has not returned (the in-memory leases). */
   readonly #inFlight = new Map<string, Promise<void>>();
+  /** Running jobs in start order, swept into `#parked` once they have run `parkAfterMs`. */
+  readonly #started: { id: string; at: number }[] = [];
+  #startedHead = 0;
+  /** Start time of each running job: tells a sweep entry of this run from one of an earlier run of the log. */
+  readonly #startedAt = new Map<string, number>();
+  readonly #parked = new Set<string>();
   /** The same, per group (endpoint). */
   readonly #runningPerGroup = new Map<string, Set<string>>();
   #handler: JobHandler | undefined;
@@ -111,7 +125,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   });
 
   constructor(options: EmbeddedQueueOptions) {
-    this.#opts = { pollIntervalMs: 250, ...options };
+    this.#opts = { pollIntervalMs: 250, parkAfterMs: 2_000, ...options };
   }
 
   async afterCommit(jobs: readonly CommittedJob[]): Promise<void> {
@@ -144,8 +158,30 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   /** Whether one more job of `group` fits under the process's and the group's concurrency caps. */
   #hasRoom(group: string): boolean {
     return (
-      this.#inFlight.size < this.#opts.concurrency &&
-      (this.#runningPerGroup.get(group)?.size ?? 0) < this.#opts.groupConcurrency
+      this.#capacity() > 0 && (this.#runningPerGroup.get(group)?.size ?? 0) < this.#opts.groupConcurrency
+    );
+  }
+
+  /**
+   * Free slots: `concurrency` minus the jobs that are not parked, within the hard cap on everything in
+   * flight. A parked job keeps its endpoint's slot, so the endpoint's own cap still holds.
+   */
+  #capacity(): number {
+    const parkBefore = performance.now() - (this.#opts.parkAfterMs ?? 2_000);
+    while (this.#startedHead < this.#started.length) {
+      const oldest = this.#started[this.#startedHead]!;
+      if (oldest.at > parkBefore) break;
+      if (this.#startedAt.get(oldest.id) === oldest.at) this.#parked.add(oldest.id);
+      this.#startedHead++;
+    }
+    if (this.#startedHead > 1_024 && this.#startedHead * 2 > this.#started.length) {
+      this.#started.splice(0, this.#startedHead);
+      this.#startedHead = 0;
+    }
+    const { concurrency } = this.#opts;
+    return Math.min(
+      concurrency - (this.#inFlight.size - this.#parked.size),
+      concurrency * MAX_IN_FLIGHT_FACTOR - this.#inFlight.size,
     );
   }
 
@@ -289,7 +325,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
   }
 
   async #fill(): Promise<number> {
-    const capacity = this.#opts.concurrency - this.#inFlight.size;
+    const capacity = this.#capacity();
     if (capacity <= 0 || !this.#handler) {
       this.#backlogPossible = true;
       return 0;
@@ -417,10 +453,15 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
       })
       .finally(() => {
         this.#inFlight.delete(id);
+        this.#startedAt.delete(id);
+        this.#parked.delete(id);
         running.delete(id);
         if (running.size === 0) this.#runningPerGroup.delete(group);
         if (this.#backlogPossible) this.#wake();
       });
     this.#inFlight.set(id, run);
+    const at = performance.now();
+    this.#startedAt.set(id, at);
+    this.#started.push({ id, at });
   }
 }
