@@ -2,8 +2,8 @@ import type { CompiledQuery } from "kysely";
 import { BatchWriter } from "../../lib/batch-writer.js";
 import { InsertTemplate, paddedInLists, QueryTemplate } from "../../storage/query-template.js";
 import type { LogStatus, NewWebhookLog } from "../../storage/schema.js";
+import { writeSkippingDeleted } from "../../storage/skip-deleted.js";
 import type { Storage } from "../../storage/storage.js";
-import { isForeignKeyViolation } from "../../storage/unavailable.js";
 
 export interface AttemptRecord {
   id: string;
@@ -148,20 +148,10 @@ export function createDeliveryRecorder(storage: Storage): BatchWriter<DeliveryEv
 
   return new BatchWriter<DeliveryEvent>(
     async (events) => {
-      try {
-        await write(events);
-      } catch (error) {
-        if (!isForeignKeyViolation(error)) throw error;
-        // A log deleted while its attempt ran (its endpoint or account removed) leaves its attempt row
-        // nothing to belong to. Record the others instead of failing every delivery of the batch (they
-        // would run again); the deleted log's events have nothing left to update.
-        const ids = [...new Set(events.map(logIdOf))];
-        const existing = await db.selectFrom("webhook_logs").select("id").where("id", "in", ids).execute();
-        const live = new Set(existing.map((row) => row.id));
-        const kept = events.filter((event) => live.has(logIdOf(event)));
-        if (kept.length === events.length) throw error;
-        if (kept.length > 0) await write(kept);
-      }
+      // A log deleted while its attempt ran (its endpoint or account removed) leaves its attempt row
+      // nothing to belong to. Record the others instead of failing every delivery of the batch (they
+      // would run again); the deleted log's events have nothing left to update.
+      await writeSkippingDeleted(db, "webhook_logs", logIdOf, events, write);
     },
     {
       // Events of one log must apply in order, so batches apply one after another. (SQLite's thread would

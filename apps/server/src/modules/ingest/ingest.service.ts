@@ -6,8 +6,8 @@ import type { IdGenerator } from "../../lib/ids.js";
 import type { CommittedJob, DeliveryQueue } from "../../queue/queue.js";
 import { InsertTemplate, QueryTemplate } from "../../storage/query-template.js";
 import type { NewWebhookLog } from "../../storage/schema.js";
+import { writeSkippingDeleted } from "../../storage/skip-deleted.js";
 import type { Storage } from "../../storage/storage.js";
-import { isForeignKeyViolation } from "../../storage/unavailable.js";
 import type { EndpointDirectory, EndpointSnapshot } from "../endpoints/endpoint-directory.js";
 import { limitsFor, maxAttemptsFor, nextPeriodStartMs, usagePeriod } from "../plans/plan-limits.js";
 import { moreRestrictive, type RateLimitDecision, type RateLimiter } from "./rate-limiter.js";
@@ -167,26 +167,19 @@ export function createIngestService(deps: IngestServiceDeps) {
 
   const writer = new BatchWriter<PendingLog>(
     async (batch) => {
-      let items = batch;
       // Logs and usage commit together, in one round trip (the committed log is the embedded queue's job).
       // They are new rows, and one usage upsert per user: independent statements, which PostgreSQL runs
-      // as a single one.
-      try {
-        await storage.executeBatch(commitStatements(items), { independent: true });
-      } catch (error) {
-        if (!isForeignKeyViolation(error)) throw error;
-        // An endpoint (or its owner) was deleted between admitting a webhook and this commit. Only that
-        // webhook is refused; the rest of the batch, other endpoints' and other users', is written.
-        const endpointIds = [...new Set(items.map((item) => item.row.endpoint_id))];
-        const live = new Set(
-          (
-            await storage.db.selectFrom("endpoints").select("id").where("id", "in", endpointIds).execute()
-          ).map((endpoint) => endpoint.id),
-        );
-        for (const item of items) item.endpointGone = !live.has(item.row.endpoint_id);
-        items = items.filter((item) => !item.endpointGone);
-        if (items.length > 0) await storage.executeBatch(commitStatements(items), { independent: true });
-      }
+      // as a single one. An endpoint (or its owner) deleted between admitting a webhook and this commit
+      // refuses only that webhook; the rest of the batch, other endpoints' and other users', is written.
+      const gone = await writeSkippingDeleted(
+        storage.db,
+        "endpoints",
+        (item) => item.row.endpoint_id,
+        batch,
+        (items) => storage.executeBatch(commitStatements(items), { independent: true }),
+      );
+      for (const item of gone) item.endpointGone = true;
+      const items = gone.length === 0 ? batch : batch.filter((item) => !item.endpointGone);
       const jobs = items.flatMap(({ row, delivers }): CommittedJob[] =>
         delivers ? [{ logId: row.id, endpointId: row.endpoint_id, runAtMs: row.created_at, log: row }] : [],
       );

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../lib/clock.js";
+import { writeSkippingDeleted } from "../../storage/skip-deleted.js";
 import type { Storage } from "../../storage/storage.js";
-import { isForeignKeyViolation } from "../../storage/unavailable.js";
 import type { DeliveryOutcomeEvent } from "../delivery/delivery.service.js";
 import type { EndpointDirectory } from "../endpoints/endpoint-directory.js";
 import type { NotificationService } from "../notifications/notification.service.js";
@@ -134,21 +134,16 @@ export function createStatsService({
     if (writing || pending.size === 0) return;
     const batch = [...pending.values()];
     pending = new Map();
-    writing = store
-      .add(batch)
-      .catch(async (error: unknown) => {
-        if (!isForeignKeyViolation(error)) throw error;
-        // An endpoint was deleted while its attempts were counted: its buckets have nothing to belong to,
-        // and the other endpoints' counts must not be lost with them.
-        const ids = [...new Set(batch.map((bucket) => bucket.endpointId))];
-        const live = new Set(
-          (await storage.db.selectFrom("endpoints").select("id").where("id", "in", ids).execute()).map(
-            (row) => row.id,
-          ),
-        );
-        const kept = batch.filter((bucket) => live.has(bucket.endpointId));
-        if (kept.length > 0) await store.add(kept);
-      })
+    // An endpoint deleted while its attempts were counted leaves its buckets nothing to belong to; the other
+    // endpoints' counts must not be lost with them.
+    writing = writeSkippingDeleted(
+      storage.db,
+      "endpoints",
+      (bucket) => bucket.endpointId,
+      batch,
+      (buckets) => store.add(buckets),
+    )
+      .then(() => {})
       .catch((error: unknown) =>
         logger.warn({ err: error, buckets: batch.length }, "writing delivery stats failed"),
       )
