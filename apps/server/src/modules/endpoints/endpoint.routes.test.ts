@@ -7,6 +7,9 @@ beforeEach(async () => {
 });
 afterEach(async () => h.close());
 
+const postEndpoint = (headers: Record<string, string>, targetUrl: string) =>
+  h.app.inject({ method: "POST", url: "/api/v1/endpoints", headers, payload: { name: "t", targetUrl } });
+
 describe("endpoints API", () => {
   it("creates, lists, reads, updates, rotates and deletes", async () => {
     const user = await h.createUser("free");
@@ -157,13 +160,7 @@ describe("endpoints API", () => {
     await h.close();
     h = await createHarness({ env: { MITTE_ALLOW_PRIVATE_TARGETS: "" } });
     const user = await h.createUser("pro");
-    const create = (targetUrl: string) =>
-      h.app.inject({
-        method: "POST",
-        url: "/api/v1/endpoints",
-        headers: user.headers,
-        payload: { name: "t", targetUrl },
-      });
+    const create = (targetUrl: string) => postEndpoint(user.headers, targetUrl);
     for (const targetUrl of [
       "http://127.0.0.1:4000/",
       "http://2130706433/",
@@ -194,13 +191,7 @@ describe("endpoints API", () => {
 
   it("admits allow-listed private targets but never the metadata address", async () => {
     const user = await h.createUser("pro");
-    const create = (targetUrl: string) =>
-      h.app.inject({
-        method: "POST",
-        url: "/api/v1/endpoints",
-        headers: user.headers,
-        payload: { name: "t", targetUrl },
-      });
+    const create = (targetUrl: string) => postEndpoint(user.headers, targetUrl);
     expect((await create("http://127.0.0.1:4000/")).statusCode).toBe(201);
     expect((await create("http://169.254.169.254/")).statusCode).toBe(400);
   });

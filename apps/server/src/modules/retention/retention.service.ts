@@ -21,10 +21,20 @@ export interface RetentionDeps {
 export function createRetentionService({ storage, clock, logger, batchSize = 1_000 }: RetentionDeps) {
   const { db } = storage;
 
-  async function deleteInBatches(cutoffMs: number, freeUsersOnly: boolean, nowMs: number): Promise<number> {
+  /** Runs `deleteBatch` (at most `batchSize` rows) until a batch comes up short, yielding in between. */
+  async function inBatches(deleteBatch: () => Promise<{ numDeletedRows: bigint }>): Promise<number> {
     let total = 0;
     for (;;) {
-      const result = await db
+      const deleted = Number((await deleteBatch()).numDeletedRows);
+      total += deleted;
+      if (deleted < batchSize) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  function deleteExpiredLogs(cutoffMs: number, freeUsersOnly: boolean, nowMs: number): Promise<number> {
+    return inBatches(() =>
+      db
         .deleteFrom("webhook_logs")
         .where("id", "in", (eb) => {
           // Only finished logs: one still queued or retrying (a paused endpoint's, say) was accepted with a
@@ -48,41 +58,32 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
           }
           return candidates.limit(batchSize);
         })
-        .executeTakeFirst();
-      const deleted = Number(result.numDeletedRows);
-      total += deleted;
-      if (deleted < batchSize) return total;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+        .executeTakeFirstOrThrow(),
+    );
   }
 
   /** Deletes rows of `table` whose `expires_at` is at or before `cutoffMs`, in bounded batches. */
-  async function purgeExpired(
+  function purgeExpired(
     table: "sessions" | "one_time_tokens" | "oauth_states",
     key: "id" | "state_hash",
     cutoffMs: number,
   ): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const result = await db
+    return inBatches(() =>
+      db
         .deleteFrom(table)
         .where(key, "in", (eb) =>
           eb.selectFrom(table).select(key).where("expires_at", "<=", cutoffMs).limit(batchSize),
         )
-        .executeTakeFirst();
-      const deleted = Number(result.numDeletedRows);
-      total += deleted;
-      if (deleted < batchSize) return total;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+        .executeTakeFirstOrThrow(),
+    );
   }
 
   return {
     async runOnce(): Promise<{ deleted: number; credentials: number }> {
       const now = clock.now();
       const longest = Math.max(...Object.values(planLimits).map((limits) => limits.logRetentionMs));
-      let deleted = await deleteInBatches(now - longest, false, now);
-      deleted += await deleteInBatches(now - planLimits.free.logRetentionMs, true, now);
+      let deleted = await deleteExpiredLogs(now - longest, false, now);
+      deleted += await deleteExpiredLogs(now - planLimits.free.logRetentionMs, true, now);
       if (deleted > 0) logger.info({ deleted }, "retention: deleted expired webhook logs");
       // Expired sign-in state is dead weight (and /oauth/*/start adds a row per anonymous call). Mail links
       // are kept a week past expiry so a late click still hears "expired" rather than "invalid".
