@@ -167,7 +167,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
    * flight. A parked job keeps its endpoint's slot, so the endpoint's own cap still holds.
    */
   #capacity(): number {
-    const parkBefore = performance.now() - (this.#opts.parkAfterMs ?? 2_000);
+    const parkBefore = performance.now() - this.#opts.parkAfterMs;
     while (this.#startedHead < this.#started.length) {
       const oldest = this.#started[this.#startedHead]!;
       if (oldest.at > parkBefore) break;
