@@ -1,0 +1,29 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "kysely";
+import { afterEach, describe, expect, it } from "vitest";
+import { openSqliteStorage } from "./sqlite-storage.js";
+
+describe("openSqliteStorage", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("opens the database in WAL mode foreign keys on and statement journals kept in memory", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mitte-sqlite-"));
+    dirs.push(dir);
+    const storage = openSqliteStorage({ filename: join(dir, "mitte.db") });
+    try {
+      const pragma = async (name: string) =>
+        Object.values((await sql.raw(`pragma ${name}`).execute(storage.db)).rows[0] as object)[0];
+      expect(await pragma("journal_mode")).toBe("wal");
+      // 2 = MEMORY: a large multi-row insert would otherwise spill its statement journal to a temporary file.
+      expect(await pragma("temp_store")).toBe(2);
+      expect(await pragma("foreign_keys")).toBe(1);
+    } finally {
+      await storage.close();
+    }
+  });
+});
