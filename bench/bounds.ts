@@ -4,29 +4,36 @@
  * measures, in one run and with S1's and S4's own load generators,
  *   - S1 floors: the bare node:http baseline; the same server burning 10 and 25 µs per request (what a
  *     given amount of main-thread work costs in the ratio, load generator sharing the 2 cores); Fastify set up
- *     as Mitte's ingest route but doing nothing (the framework alone); Mitte itself;
+ *     as Mitte's ingest route but doing nothing (the framework alone); the same route storing each webhook's
+ *     row durably before its 202 and doing nothing else (bench/durable-floor-server.ts), with the commit on
+ *     a SQLite thread as Mitte does it and on the HTTP thread; Mitte itself;
  *   - SQLite's floor: CPU per webhook of inserting S1's rows into Mitte's migrated schema, in ingest's
  *     multi-row transactions, on this thread with nothing else running;
  *   - S4 floors: the bare undici loop (S4's baseline) and the same loop sending through Mitte's outbound
  *     client with the headers a delivery adds (stored headers parsed and filtered, HMAC signature), with
  *     no claim and no record.
+ * Options: --rounds=N (default 2); --load=autocannon|wrk (S1's load generator; default autocannon, S1's own;
+ * wrk is Debian's `wrk` package, which the issue also allows); --only=s1,sqlite,s4 (parts to run).
  * docs/benchmarks.md quotes its output.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { performance } from "node:perf_hooks";
 import {
   createAddressPolicy,
+  createDeliveryRecorder,
   createIdGenerator,
   createOutboundHttp,
   forwardableHeaders,
   LOG_COLUMNS,
+  openSqliteStorage,
   queuedLogRow,
   signWebhook,
+  sqlitePragmas,
   systemClock,
 } from "@mitte/server";
 import Database from "better-sqlite3";
 import { log, section, sleep, spread, waitForQuiet } from "./common.js";
-import { autocannon, closedLoop, reqPerSec } from "./load.js";
+import { autocannon, closedLoop, reqPerSec, wrk } from "./load.js";
 import { makeBody, WEBHOOK_HEADERS } from "./payload.js";
 import {
   createProUser,
@@ -40,20 +47,54 @@ import {
 import type { SinkChildMessage, SinkDone } from "./sink-child.js";
 import { CpuWindow, fmtInt, fmtRatio, median } from "./stats.js";
 
-const ROUNDS = Number(process.argv.find((arg) => arg.startsWith("--rounds="))?.slice(9) ?? 2);
+function option(name: string): string | undefined {
+  return process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+const ROUNDS = Number(option("rounds") ?? 2);
+const LOAD = option("load") ?? "autocannon";
+if (LOAD !== "autocannon" && LOAD !== "wrk") throw new Error(`--load=${LOAD}: autocannon or wrk`);
+const ONLY = new Set((option("only") ?? "s1,sqlite,s4").split(","));
 const S1_CONNECTIONS = 50;
 const S4_N = 20_000;
 const S4_CONCURRENCY = 64;
 
 // ---------------------------------------------------------------- S1 floors
 
-type S1Target = "node:http" | "node:http + 10 µs" | "node:http + 25 µs" | "Fastify, no work" | "Mitte";
+const DURABLE_THREAD = "Fastify + commit, SQLite thread";
+const DURABLE_INLINE = "Fastify + commit, HTTP thread";
+type S1Target =
+  | "node:http"
+  | "node:http + 10 µs"
+  | "node:http + 25 µs"
+  | "Fastify, no work"
+  | typeof DURABLE_THREAD
+  | typeof DURABLE_INLINE
+  | "Mitte";
+const TARGET_WIDTH = DURABLE_THREAD.length;
 
-async function autocannonRun(url: string, pids: Record<string, number | undefined>) {
+/** S1's load on `url` (2 s warm-up, 8 s measured); CPU shares of the server and the load generator. */
+async function loadRun(url: string, serverPid: number | undefined) {
   const options = { url, connections: S1_CONNECTIONS, headers: WEBHOOK_HEADERS, body: makeBody(1) };
   await waitForQuiet("an S1 floor");
+  if (LOAD === "wrk") {
+    await wrk({ ...options, duration: 2 });
+    let wrkPid: number | undefined;
+    let cpu: CpuWindow | undefined;
+    const result = await wrk({
+      ...options,
+      duration: 8,
+      onStart: (pid) => {
+        wrkPid = pid;
+        cpu = new CpuWindow({ server: serverPid, bench: () => (wrkPid ? [wrkPid] : []) });
+      },
+    });
+    const shares = cpu!.stop();
+    if (result.non2xx > 0 || result.errors > 0)
+      throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
+    return { reqPerSec: result.reqPerSec, cpu: shares };
+  }
   await autocannon({ ...options, duration: 2 });
-  const cpu = new CpuWindow(pids);
+  const cpu = new CpuWindow({ server: serverPid, bench: process.pid });
   const result = await autocannon({ ...options, duration: 8 });
   const shares = cpu.stop();
   if (result.non2xx > 0 || result.errors > 0)
@@ -61,13 +102,42 @@ async function autocannonRun(url: string, pids: Record<string, number | undefine
   return { reqPerSec: reqPerSec(result), cpu: shares };
 }
 
+/** A database Mitte migrated, with a user and an endpoint, for the durable floor server to write into. */
+async function durableFloorDatabase(): Promise<{ dataDir: string; args: string[] }> {
+  const dataDir = makeTempDir("bounds-durable");
+  const { userId } = await createProUser(dataDir);
+  const db = new Database(`${dataDir}/mitte.db`);
+  try {
+    const now = Date.now();
+    db.prepare(
+      "insert into endpoints (id, user_id, name, slug, target_url, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?)",
+    ).run("ep_floor", userId, "floor", "mt_floor00000", "http://127.0.0.1:9/", now, now);
+  } finally {
+    db.close();
+  }
+  return { dataDir, args: [`${dataDir}/mitte.db`, userId, "ep_floor"] };
+}
+
 async function s1Floor(target: S1Target): Promise<{ reqPerSec: number; cpu: Record<string, number> }> {
   if (target === "Mitte") {
     const { mitte, dataDir, ingestUrl } = await startMitteWithEndpoint("bounds", "http://127.0.0.1:9/unused");
     try {
-      return await autocannonRun(ingestUrl, { server: mitte.child.pid, bench: process.pid });
+      return await loadRun(ingestUrl, mitte.child.pid);
     } finally {
       await stopChild(mitte.child);
+      removeTempDir(dataDir);
+    }
+  }
+  if (target === DURABLE_THREAD || target === DURABLE_INLINE) {
+    const { dataDir, args } = await durableFloorDatabase();
+    const server = await forkHelper<{ type: string; port: number }>("durable-floor-server.ts", [
+      ...args,
+      target === DURABLE_INLINE ? "inline" : "thread",
+    ]);
+    try {
+      return await loadRun(`${server.url}/api/v1/h/floor`, server.child.pid);
+    } finally {
+      await stopChild(server.child);
       removeTempDir(dataDir);
     }
   }
@@ -80,10 +150,7 @@ async function s1Floor(target: S1Target): Promise<{ reqPerSec: number; cpu: Reco
     else process.env.BENCH_SPIN_US = previous;
   });
   try {
-    return await autocannonRun(`${server.url}/api/v1/h/floor`, {
-      server: server.child.pid,
-      bench: process.pid,
-    });
+    return await loadRun(`${server.url}/api/v1/h/floor`, server.child.pid);
   } finally {
     await stopChild(server.child);
   }
@@ -91,20 +158,22 @@ async function s1Floor(target: S1Target): Promise<{ reqPerSec: number; cpu: Reco
 
 interface S1Floor {
   reqPerSec: number;
-  /** CPU shares, 100% = one core: the server process, autocannon. */
+  /** CPU shares, 100% = one core: the server process, the load generator. */
   serverCpu: number;
   loadCpu: number;
 }
 
 async function runS1Floors(): Promise<Map<S1Target, S1Floor>> {
   section(
-    `S1 floors — autocannon, ${S1_CONNECTIONS} connections, 2 s warm-up + 8 s, ${ROUNDS} interleaved rounds`,
+    `S1 floors — ${LOAD}, ${S1_CONNECTIONS} connections, 2 s warm-up + 8 s, ${ROUNDS} interleaved rounds`,
   );
   const targets: S1Target[] = [
     "node:http",
     "node:http + 10 µs",
     "node:http + 25 µs",
     "Fastify, no work",
+    DURABLE_THREAD,
+    DURABLE_INLINE,
     "Mitte",
   ];
   const runs = new Map<S1Target, number[]>(targets.map((t) => [t, []]));
@@ -117,9 +186,9 @@ async function runS1Floors(): Promise<Map<S1Target, S1Floor>> {
       loadCpu.get(target)!.push(run.cpu.bench ?? Number.NaN);
       serverCpu.get(target)!.push(run.cpu.server ?? Number.NaN);
       log(
-        `${target.padEnd(18)} round ${round}: ${fmtInt(run.reqPerSec)} req/s; CPU server ${Math.round(
+        `${target.padEnd(TARGET_WIDTH)} round ${round}: ${fmtInt(run.reqPerSec)} req/s; CPU server ${Math.round(
           run.cpu.server ?? 0,
-        )}%, autocannon ${Math.round(run.cpu.bench ?? 0)}%`,
+        )}%, ${LOAD} ${Math.round(run.cpu.bench ?? 0)}%`,
       );
       await sleep(300);
     }
@@ -138,7 +207,7 @@ async function runS1Floors(): Promise<Map<S1Target, S1Floor>> {
   for (const target of targets) {
     const values = spread(runs.get(target)!);
     log(
-      `${target.padEnd(18)} median ${fmtInt(values.median)} req/s (${fmtInt(values.min)}–${fmtInt(values.max)}) = ${fmtRatio(
+      `${target.padEnd(TARGET_WIDTH)} median ${fmtInt(values.median)} req/s (${fmtInt(values.min)}–${fmtInt(values.max)}) = ${fmtRatio(
         values.median / baseline,
       )} of node:http`,
     );
@@ -168,8 +237,7 @@ function sqliteFloorIn(dataDir: string, perCommit: number, total: number) {
   db.close();
   const target = new Database(copy);
   try {
-    for (const pragma of ["journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"])
-      target.pragma(pragma);
+    for (const pragma of sqlitePragmas()) target.pragma(pragma);
     const userId = (target.prepare("select id from users").get() as { id: string }).id;
     const now = Date.now();
     target
@@ -226,7 +294,7 @@ function sqliteFloorIn(dataDir: string, perCommit: number, total: number) {
 }
 
 async function runSqliteFloor(): Promise<{ perCommit: number; user: number; system: number }[]> {
-  section("SQLite floor — S1's rows into Mitte's schema, on this thread alone (WAL, synchronous=NORMAL)");
+  section("SQLite floor — S1's rows into Mitte's schema, on this thread alone (Mitte's pragmas: WAL, …)");
   const dataDir = makeTempDir("bounds-migrated");
   migratedDir = dataDir;
   try {
@@ -254,8 +322,21 @@ async function runSqliteFloor(): Promise<{ perCommit: number; user: number; syst
 type Sink = Awaited<ReturnType<typeof forkHelper<SinkChildMessage>>>;
 const isDone = (m: SinkChildMessage): m is SinkDone => m.type === "done";
 
-/** S4's baseline loop, but each request is built and sent as a delivery sends it, minus claim and record. */
-async function outboundLoop(url: string, bodies: readonly Buffer[]): Promise<void> {
+type OutboundResult = Awaited<ReturnType<ReturnType<typeof createOutboundHttp>["send"]>>;
+/** Records the outcome of post `n` (sent with `headers` at `startedAt`) durably. */
+type Record_ = (
+  n: number,
+  result: OutboundResult,
+  headers: Record<string, string>,
+  startedAt: number,
+) => Promise<void>;
+
+/**
+ * S4's baseline loop, but each request is built and sent as a delivery sends it, minus the claim and the
+ * log's read; with `record`, also minus nothing of the bookkeeping: each outcome is committed as Mitte's
+ * delivery commits it (attempt row and log update, group-committed by Mitte's recorder on its SQLite thread).
+ */
+async function outboundLoop(url: string, bodies: readonly Buffer[], record?: Record_): Promise<void> {
   const outbound = createOutboundHttp({ policy: createAddressPolicy(["127.0.0.1/32"]) });
   const stored = JSON.stringify({
     host: "127.0.0.1:3000",
@@ -273,6 +354,7 @@ async function outboundLoop(url: string, bodies: readonly Buffer[]): Promise<voi
       headers["x-mitte-attempt"] = "1";
       headers["x-mitte-delivery-id"] = `log_${String(n).padStart(26, "0")}`;
       headers["x-mitte-signature"] = signWebhook("whsec_bounds", Math.floor(Date.now() / 1000), body);
+      const startedAt = Date.now();
       const result = await outbound.send({
         url,
         method: "POST",
@@ -282,6 +364,7 @@ async function outboundLoop(url: string, bodies: readonly Buffer[]): Promise<voi
         maxResponseBytes: 64 * 1024,
       });
       if (result.kind !== "response" || result.status >= 300) failures += 1;
+      if (record) await record(n, result, headers, startedAt);
     }
   };
   await Promise.all(Array.from({ length: S4_CONCURRENCY }, worker));
@@ -289,16 +372,107 @@ async function outboundLoop(url: string, bodies: readonly Buffer[]): Promise<voi
   if (failures > 0) throw new Error(`outbound loop: ${failures} failed sends`);
 }
 
-async function s4Floor(sink: Sink, bodies: readonly Buffer[], client: "undici" | "outbound") {
+/**
+ * A database Mitte migrated holding one log per body (ids as the loop's delivery ids), and Mitte's
+ * delivery recorder over Mitte's SQLite storage, recording each outcome as a delivery does.
+ */
+async function recordingStore(count: number): Promise<{ record: Record_; close: () => Promise<void> }> {
+  const dataDir = makeTempDir("bounds-s4-record");
+  const { userId } = await createProUser(dataDir);
+  const filename = `${dataDir}/mitte.db`;
+  const db = new Database(filename);
+  try {
+    const now = Date.now();
+    db.prepare(
+      "insert into endpoints (id, user_id, name, slug, target_url, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?)",
+    ).run("ep_floor", userId, "floor", "mt_floor00000", "http://127.0.0.1:9/", now, now);
+    const insert = db.prepare(
+      `insert into webhook_logs (${LOG_COLUMNS.join(", ")}) values (${LOG_COLUMNS.map(() => "?").join(", ")})`,
+    );
+    const requestHeaders = JSON.stringify({ "content-length": "1024", ...WEBHOOK_HEADERS });
+    const body = Buffer.from(makeBody(1));
+    db.transaction(() => {
+      for (let n = 0; n < count; n += 1) {
+        const row = queuedLogRow({
+          id: `log_${String(n).padStart(26, "0")}`,
+          userId,
+          endpointId: "ep_floor",
+          method: "POST",
+          query: "",
+          requestHeaders,
+          body,
+          source: "stripe",
+          isTest: false,
+          maxAttempts: 5,
+          now,
+        });
+        insert.run(LOG_COLUMNS.map((column) => row[column]));
+      }
+    })();
+  } finally {
+    db.close();
+  }
+  const storage = openSqliteStorage({ filename });
+  const recorder = createDeliveryRecorder(storage);
+  const newId = createIdGenerator(systemClock);
+  const record: Record_ = async (n, result, headers, startedAt) => {
+    const finishedAt = Date.now();
+    const response = result.kind === "response" ? result : null;
+    await recorder.submit({
+      kind: "finished",
+      attempt: {
+        id: newId("att"),
+        log_id: `log_${String(n).padStart(26, "0")}`,
+        attempt: 1,
+        started_at: startedAt,
+        duration_ms: Math.round(result.durationMs),
+        target_url: "http://127.0.0.1/",
+        request_headers: JSON.stringify(headers),
+        outcome: response && response.status < 400 ? "success" : "failure",
+        response_status: response?.status ?? null,
+        response_headers: response ? JSON.stringify(response.headers) : null,
+        response_body: response?.body ?? null,
+        response_truncated: response?.truncated ? 1 : 0,
+        error_kind: null,
+        error_message: null,
+      },
+      status: "delivered",
+      nextAttemptAt: null,
+      atMs: finishedAt,
+    });
+  };
+  return {
+    record,
+    close: async () => {
+      await recorder.flush();
+      await storage.close();
+      removeTempDir(dataDir);
+    },
+  };
+}
+
+type S4Client = "undici" | "outbound" | "outbound + record";
+const S4_LABELS: Record<S4Client, string> = {
+  undici: "bare undici loop",
+  outbound: "Mitte's outbound client",
+  "outbound + record": "outbound client + record",
+};
+
+async function s4Floor(sink: Sink, bodies: readonly Buffer[], client: S4Client) {
+  const store = client === "outbound + record" ? await recordingStore(bodies.length) : null;
   sink.send({ type: "reset", expected: bodies.length });
   await waitForQuiet("an S4 floor");
   const cpu = new CpuWindow({ sink: sink.child.pid, bench: process.pid });
-  const url = `${sink.url}/bounds-${client}`;
-  if (client === "undici") {
-    const result = await closedLoop({ url, bodies, concurrency: S4_CONCURRENCY, headers: WEBHOOK_HEADERS });
-    if (result.errors > 0) throw new Error(`undici loop: ${result.errors} errors (${result.firstError})`);
-  } else {
-    await outboundLoop(url, bodies);
+  const url = `${sink.url}/bounds-${client.replace(/\W+/g, "-")}`;
+  try {
+    if (client === "undici") {
+      const result = await closedLoop({ url, bodies, concurrency: S4_CONCURRENCY, headers: WEBHOOK_HEADERS });
+      if (result.errors > 0) throw new Error(`undici loop: ${result.errors} errors (${result.firstError})`);
+    } else {
+      await outboundLoop(url, bodies, store?.record);
+    }
+  } finally {
+    await store?.close();
   }
   const done = await sink.next(isDone, 60_000);
   const shares = cpu.stop();
@@ -311,19 +485,17 @@ async function runS4Floors(): Promise<Map<string, number>> {
   );
   const sink = await forkHelper<SinkChildMessage>("sink-child.ts");
   const bodies = Array.from({ length: S4_N }, (_, i) => Buffer.from(makeBody(i)));
-  const runs = new Map<string, number[]>([
-    ["undici", []],
-    ["outbound", []],
-  ]);
+  const clients: S4Client[] = ["undici", "outbound", "outbound + record"];
+  const runs = new Map<S4Client, number[]>(clients.map((client) => [client, []]));
   try {
     // Unmeasured: the first pass through a fresh sink and client runs cold.
-    for (const client of ["undici", "outbound"] as const) await s4Floor(sink, bodies.slice(0, 5_000), client);
+    for (const client of clients) await s4Floor(sink, bodies.slice(0, 5_000), client);
     for (let round = 1; round <= ROUNDS; round += 1) {
-      for (const client of ["undici", "outbound"] as const) {
+      for (const client of clients) {
         const run = await s4Floor(sink, bodies, client);
         runs.get(client)!.push(run.ratePerSec);
         log(
-          `${(client === "undici" ? "bare undici loop" : "Mitte's outbound client").padEnd(24)} round ${round}: ${fmtInt(
+          `${S4_LABELS[client].padEnd(24)} round ${round}: ${fmtInt(
             run.ratePerSec,
           )} posts/s; CPU client ${Math.round(run.cpu.bench ?? 0)}%, sink ${Math.round(run.cpu.sink ?? 0)}%`,
         );
@@ -333,11 +505,12 @@ async function runS4Floors(): Promise<Map<string, number>> {
     await stopChild(sink.child);
   }
   const medians = new Map([...runs].map(([client, values]) => [client, median(values)]));
-  log(
-    `Mitte's outbound client: ${fmtInt(medians.get("outbound")!)} posts/s = ${fmtRatio(
-      medians.get("outbound")! / medians.get("undici")!,
-    )} of the bare loop (${fmtInt(medians.get("undici")!)} posts/s)`,
-  );
+  for (const client of ["outbound", "outbound + record"] as const)
+    log(
+      `${S4_LABELS[client]}: ${fmtInt(medians.get(client)!)} posts/s = ${fmtRatio(
+        medians.get(client)! / medians.get("undici")!,
+      )} of the bare loop (${fmtInt(medians.get("undici")!)} posts/s)`,
+    );
   return medians;
 }
 
@@ -377,7 +550,7 @@ function s1Budget(floors: Map<S1Target, S1Floor>, sqliteUsPerRow: number): void 
   log(
     `CPU at ${fmtInt(half)} req/s, 100% = one core: HTTP thread ≈ ${Math.round(
       httpThread / 1e4,
-    )}%, autocannon ≈ ${Math.round(loadCpu)}%, SQLite's insert and commit alone (${sqliteUsPerRow.toFixed(
+    )}%, ${LOAD} ≈ ${Math.round(loadCpu)}%, SQLite's insert and commit alone (${sqliteUsPerRow.toFixed(
       1,
     )} µs per webhook) ≈ ${Math.round(sqlite)}%: ${Math.round(httpThread / 1e4 + loadCpu + sqlite)}% of the machine's 200%`,
   );
@@ -385,9 +558,9 @@ function s1Budget(floors: Map<S1Target, S1Floor>, sqliteUsPerRow: number): void 
 
 installCleanup();
 const startedAt = performance.now();
-const s1Floors = await runS1Floors();
-const sqliteFloors = await runSqliteFloor();
-await runS4Floors();
-s1Budget(s1Floors, Math.min(...sqliteFloors.map((f) => f.user + f.system)));
+const s1Floors = ONLY.has("s1") ? await runS1Floors() : null;
+const sqliteFloors = ONLY.has("sqlite") ? await runSqliteFloor() : null;
+if (ONLY.has("s4")) await runS4Floors();
+if (s1Floors && sqliteFloors) s1Budget(s1Floors, Math.min(...sqliteFloors.map((f) => f.user + f.system)));
 console.log(`\nbench:bounds done in ${Math.round((performance.now() - startedAt) / 1000)} s`);
 process.exit(0);

@@ -25,3 +25,5 @@ app.route<{ Params: { slug: string } }>({
 const address = await app.listen({ port: 0, host: "127.0.0.1" });
 process.send?.({ type: "ready", port: Number(new URL(address).port) });
 process.on("disconnect", () => process.exit(0));
+// Exit normally on the bench's SIGTERM, so that --cpu-prof (HELPER_NODE_ARGS) can write its profile.
+process.on("SIGTERM", () => process.exit(0));

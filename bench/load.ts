@@ -2,7 +2,11 @@
  * Load generators: autocannon (closed loop, S1), a fixed-rate open-loop sender on an undici Pool (S3) and a
  * bounded-concurrency undici `request` loop (S4 ingest and S4 baseline).
  */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Agent, Pool, request } from "undici";
 
@@ -62,6 +66,68 @@ export async function autocannon(options: AutocannonOptions): Promise<Autocannon
 /** Requests per second over the measured window, from autocannon's per-second samples. */
 export function reqPerSec(result: AutocannonResult): number {
   return result.requests.average;
+}
+
+// ---- wrk (optional: Debian's `wrk` package, not an npm dependency) ----
+
+export interface WrkResult {
+  reqPerSec: number;
+  requests: number;
+  non2xx: number;
+  /** Socket errors of every kind (connect, read, write, timeout). */
+  errors: number;
+}
+
+/**
+ * One closed-loop wrk run on one thread (`wrk -t1`), POSTing `body` with `headers` through a Lua script.
+ * `onStart` gets wrk's pid, for measuring its CPU. wrk spends about half of autocannon's CPU per request,
+ * which matters on a 2-core machine where the load generator shares the cores with the server.
+ */
+export async function wrk(options: {
+  url: string;
+  connections: number;
+  /** Seconds. */
+  duration: number;
+  headers: Record<string, string>;
+  body: string;
+  onStart?: (pid: number) => void;
+}): Promise<WrkResult> {
+  const dir = mkdtempSync(join(tmpdir(), "mitte-bench-wrk-"));
+  try {
+    const script = join(dir, "post.lua");
+    const lines = [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(options.body)}`];
+    for (const [name, value] of Object.entries(options.headers))
+      lines.push(`wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`);
+    writeFileSync(script, `${lines.join("\n")}\n`);
+    const args = ["-t1", `-c${options.connections}`, `-d${options.duration}s`, "-s", script, options.url];
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "pipe"] });
+      let text = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      child.stderr.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      child.once("error", (error) =>
+        reject(new Error(`wrk could not start (apt-get install wrk): ${error.message}`)),
+      );
+      child.once("spawn", () => options.onStart?.(child.pid!));
+      child.once("close", (code) =>
+        code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`)),
+      );
+    });
+    const number = (pattern: RegExp) => Number(pattern.exec(output)?.[1] ?? 0);
+    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+    return {
+      reqPerSec: number(/Requests\/sec:\s+([\d.]+)/),
+      requests: number(/(\d+) requests in/),
+      non2xx: number(/Non-2xx or 3xx responses: (\d+)/),
+      errors: socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // ---- bounded-concurrency request loop ----

@@ -343,7 +343,7 @@ export async function forkHelper<M extends { type: string }>(
   const child = track(
     fork(join(BENCH_DIR, script), args, {
       cwd: REPO_DIR,
-      execArgv: ["--import", "tsx"],
+      execArgv: ["--import", "tsx", ...(process.env.HELPER_NODE_ARGS ?? "").split(" ").filter(Boolean)],
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     }),
   );
