@@ -112,11 +112,26 @@ describe("without allow-list", () => {
     expect(sink.connections + (sinkV6?.connections ?? 0)).toBe(0);
   });
 
-  it("names the resolved address and the reason", async () => {
+  it("names the kind of address a blocked name resolves to, but not the address", async () => {
     const result = await http.send(get(`http://localhost:${sink.port}/`));
-    expect(result.kind === "error" && result.message).toMatch(
-      /localhost resolves to .*(127\.0\.0\.1|::1).*loopback/,
-    );
+    const message = result.kind === "error" ? result.message : "";
+    expect(message).toBe("localhost resolves to an address Mitte does not send to (loopback address)");
+  });
+
+  it("does not reveal an embedded IPv4 address that a name resolves to", async () => {
+    const nat64 = client([], async () => [{ address: "64:ff9b::a00:1", family: 6 }]);
+    const result = await nat64.send(get("http://internal.example/"));
+    expect(result).toMatchObject({ kind: "error", errorKind: "blocked" });
+    const message = result.kind === "error" ? result.message : "";
+    expect(message).toBe("internal.example resolves to an address Mitte does not send to (private address)");
+    expect(message).not.toMatch(/10\.0\.0\.1|a00:1/);
+  });
+
+  it("names an IP literal target and why it is blocked", async () => {
+    const result = await http.send(get("http://[64:ff9b::a00:1]/"));
+    const message = result.kind === "error" ? result.message : "";
+    expect(message).toContain("target 64:ff9b::a00:1 is blocked");
+    expect(message).toContain("10.0.0.1: private address");
   });
 
   it("blocks a hostname that resolves to loopback", async () => {
@@ -129,7 +144,8 @@ describe("without allow-list", () => {
       evil.send(get(`http://evil.example:${sink.port}/`)),
     );
     expect(result).toMatchObject({ kind: "error", errorKind: "blocked" });
-    expect(result.kind === "error" && result.message).toContain("evil.example resolves to 127.0.0.1");
+    expect(result.kind === "error" && result.message).toContain("evil.example resolves to an address");
+    expect(result.kind === "error" && result.message).not.toContain("127.0.0.1");
     expect(lookups).toEqual(["evil.example"]);
     expect(sockets).toBe(0);
     expect(sink.connections).toBe(0);

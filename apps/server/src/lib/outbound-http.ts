@@ -81,10 +81,15 @@ const defaultResolver: HostResolver = async (hostname) => {
   return addresses.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 };
 
-function blockedMessage(host: string, address: string, reason: string): string {
+function blockedMessage(
+  host: string,
+  address: string,
+  verdict: { reason: string; category: string },
+): string {
+  // The user typed an IP literal: say everything. A name: not which address it resolves to here.
   return host === address
-    ? `target ${address} is blocked: ${reason}`
-    : `${host} resolves to ${address}, which is blocked: ${reason}`;
+    ? `target ${address} is blocked: ${verdict.reason}`
+    : `${host} resolves to an address Mitte does not send to (${verdict.category})`;
 }
 
 /** A net/tls `lookup` that never queries DNS: it hands back the addresses that were already checked. */
@@ -123,7 +128,7 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
     // All, not just the one we would use: the socket may fall back to any of them.
     for (const { address } of addresses) {
       const verdict = policy.check(address);
-      if (!verdict.allowed) throw new BlockedTargetError(blockedMessage(hostname, address, verdict.reason));
+      if (!verdict.allowed) throw new BlockedTargetError(blockedMessage(hostname, address, verdict));
     }
     return addresses;
   }
@@ -171,7 +176,7 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
     const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
     if (isIP(host) !== 0) {
       const verdict = policy.check(host);
-      if (!verdict.allowed) return fail("blocked", blockedMessage(host, host, verdict.reason));
+      if (!verdict.allowed) return fail("blocked", blockedMessage(host, host, verdict));
     }
 
     const deadline = new Deadline(req.timeoutMs);

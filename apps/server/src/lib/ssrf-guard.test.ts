@@ -109,6 +109,7 @@ describe("createAddressPolicy with allow-list", () => {
     expect(createAddressPolicy().check("168.63.129.16")).toEqual({
       allowed: false,
       reason: "cloud metadata endpoint",
+      category: "cloud metadata endpoint",
     });
   });
 

@@ -8,7 +8,12 @@ import ipaddr from "ipaddr.js";
  * because reaching them from a multi-tenant gateway is the classic SSRF credential leak.
  */
 
-export type AddressVerdict = { allowed: true } | { allowed: false; reason: string };
+/**
+ * `reason` may name addresses (for a target the user typed as an IP literal, or for operators); `category`
+ * never does, so that it can be shown for a name the user cannot see resolved: naming the address a host
+ * name resolves to on Mitte's network would make delivery an oracle for its internal DNS.
+ */
+export type AddressVerdict = { allowed: true } | { allowed: false; reason: string; category: string };
 
 export interface AddressPolicy {
   /** `address` is a bare IP literal (no brackets, no port), as returned by DNS or a URL hostname. */
@@ -19,7 +24,7 @@ type IP = ipaddr.IPv4 | ipaddr.IPv6;
 type Cidr = [IP, number];
 
 const ALLOWED: AddressVerdict = { allowed: true };
-const blocked = (reason: string): AddressVerdict => ({ allowed: false, reason });
+const blocked = (reason: string, category = reason): AddressVerdict => ({ allowed: false, reason, category });
 
 /** Instance-metadata services. Some are in link-local/ULA space, but an allow-list must never reach them. */
 const METADATA_ADDRESSES = new Set(
@@ -127,7 +132,10 @@ export function createAddressPolicy(allowedCidrs: readonly string[] = []): Addre
     const ip6 = ip as ipaddr.IPv6;
     const embedded = embeddedIPv4(ip6);
     if (embedded && isMetadata(embedded.ipv4)) {
-      return blocked(`${embedded.via} form of cloud metadata endpoint ${embedded.ipv4}`);
+      return blocked(
+        `${embedded.via} form of cloud metadata endpoint ${embedded.ipv4}`,
+        "cloud metadata endpoint",
+      );
     }
     for (const [label, cidr] of OPAQUE_EMBEDDINGS) {
       if (within(ip6, cidr)) return blocked(`${label} may embed any IPv4 address`);
@@ -136,7 +144,9 @@ export function createAddressPolicy(allowedCidrs: readonly string[] = []): Addre
     // "IPv6 hosts", not 10.0.0.1 or 127.0.0.1 reached through their NAT64 or translated forms.
     if (embedded) {
       const inner = evaluate(embedded.ipv4);
-      return inner.allowed ? ALLOWED : blocked(`${embedded.via} form of ${embedded.ipv4}: ${inner.reason}`);
+      return inner.allowed
+        ? ALLOWED
+        : blocked(`${embedded.via} form of ${embedded.ipv4}: ${inner.reason}`, inner.category);
     }
     if (isAllowListed(ip6)) return ALLOWED;
     const range = ip6.range();
