@@ -70,6 +70,8 @@ const envSchema = z.object({
   MITTE_DELIVERY_CONCURRENCY: intFromEnv(1, 10_000).default(128),
   /** Deliveries in flight per endpoint, so one slow target cannot take every slot. */
   MITTE_ENDPOINT_CONCURRENCY: intFromEnv(1, 10_000).default(16),
+  /** On SIGTERM/SIGINT, running deliveries get this long to finish; then they are cut short and run again later. */
+  MITTE_SHUTDOWN_GRACE_MS: intFromEnv(0, 10 * 60 * 1000).default(10_000),
   /** Response bodies are stored up to this size and marked truncated beyond. Default 64 KiB. */
   MITTE_MAX_RESPONSE_BYTES: intFromEnv(0, 10 * 1024 * 1024).default(64 * 1024),
   /** Comma-separated CIDRs the SSRF guard admits (e.g. 127.0.0.1/32 for a local target). Empty by default. */
@@ -154,6 +156,7 @@ export interface Config {
     endpointConcurrency: number;
     maxResponseBytes: number;
     allowPrivateTargets: string[];
+    shutdownGraceMs: number;
   };
   security: { secretKey: string | undefined };
   mail: { resendApiKey: string | undefined; resendBaseUrl: string | undefined; from: string };
@@ -239,6 +242,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       allowPrivateTargets: e.MITTE_ALLOW_PRIVATE_TARGETS.split(",")
         .map((cidr) => cidr.trim())
         .filter(Boolean),
+      shutdownGraceMs: e.MITTE_SHUTDOWN_GRACE_MS,
     },
     security: { secretKey: e.MITTE_SECRET_KEY },
     oauth: {

@@ -12,7 +12,10 @@ export interface RunningMitte {
   services: Services;
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000. */
   url: string;
-  /** Graceful stop: refuse new requests, commit accepted ones, finish or release deliveries. */
+  /**
+   * Graceful stop: refuse new requests, commit accepted ones, give running deliveries `graceMs` (default
+   * MITTE_SHUTDOWN_GRACE_MS) to finish, then cut the rest short and leave them to run again.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -58,16 +61,13 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
     deps,
     services,
     url,
-    close(graceMs = 10_000) {
+    close(graceMs = config.delivery.shutdownGraceMs) {
       closing ??= (async () => {
         await app.close();
         await services.ingest.flush();
         await deps.close({
           graceMs,
-          afterQueue: async () => {
-            await services.delivery.flush();
-            await services.settle();
-          },
+          afterQueue: () => services.afterQueueClosed(),
         });
       })();
       return closing;

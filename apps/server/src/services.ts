@@ -184,6 +184,15 @@ export function createServices(
       await stats.flush();
       await notifications.flushChannels();
     },
+    /**
+     * Shutdown, after the queue stopped and its grace period ended: attempts still running are cut short
+     * and handed back, and what finished attempts started is written.
+     */
+    async afterQueueClosed(): Promise<void> {
+      delivery.abandon();
+      await delivery.flush();
+      await this.settle();
+    },
     publicUrl,
     endpoints,
     ingest,

@@ -26,6 +26,11 @@ export type OutboundErrorKind =
   | "invalid_request"
   | "network";
 
+/** A request in flight, as its owner sees it: something it can end early. */
+export interface AbortableRequest {
+  abort(reason: Error): void;
+}
+
 export interface OutboundRequest {
   url: string;
   method: string;
@@ -33,6 +38,8 @@ export interface OutboundRequest {
   body?: Buffer | string;
   timeoutMs: number;
   maxResponseBytes: number;
+  /** The request is in this set while it runs, so that its owner can end all it has in flight (shutdown). */
+  inFlight?: Set<AbortableRequest>;
 }
 
 export type OutboundResult =
@@ -180,6 +187,7 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
     }
 
     const deadline = new Deadline(req.timeoutMs);
+    req.inFlight?.add(deadline);
     try {
       const response = await agent.request({
         origin: url.origin,
@@ -204,6 +212,7 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
       return fail(classifyError(error), describeError(error));
     } finally {
       deadline.clear();
+      req.inFlight?.delete(deadline);
     }
   }
 
@@ -217,18 +226,26 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
  * of them at thousands of deliveries a second. Nor an AbortController: ten times the cost of this (measured
  * 4.4 µs against 0.45 µs per request with its listener), on every delivery.
  */
-class Deadline extends EventEmitter {
+class Deadline extends EventEmitter implements AbortableRequest {
   aborted = false;
   reason: unknown;
   readonly #timer: NodeJS.Timeout;
 
   constructor(ms: number) {
     super();
-    this.#timer = setTimeout(() => {
-      this.aborted = true;
-      this.reason = new DOMException("delivery attempt timed out", "TimeoutError");
-      this.emit("abort");
-    }, ms);
+    this.#timer = setTimeout(
+      () => this.abort(new DOMException("delivery attempt timed out", "TimeoutError")),
+      ms,
+    );
+  }
+
+  /** Ends the request now (its owner is shutting down), or when the timeout fires. */
+  abort(reason: Error): void {
+    if (this.aborted) return;
+    clearTimeout(this.#timer);
+    this.aborted = true;
+    this.reason = reason;
+    this.emit("abort");
   }
 
   clear(): void {

@@ -103,10 +103,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       await app.close();
       await deps.close({
         graceMs: 1_000,
-        afterQueue: async () => {
-          await services.delivery.flush();
-          await services.settle();
-        },
+        afterQueue: () => services.afterQueueClosed(),
       });
       await drop();
       await dropRedisPrefix(redisPrefix);

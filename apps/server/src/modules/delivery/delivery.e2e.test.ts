@@ -415,6 +415,8 @@ describe("SSRF guard in delivery", () => {
     expect(sink.received).toHaveLength(0);
     const log = await logDetail(user.headers, id);
     expect(log).toMatchObject({ status: "failed", attempts: 1, errorKind: "blocked" });
-    expect(log.errorMessage).toBe("localhost resolves to an address Mitte does not send to (loopback address)");
+    expect(log.errorMessage).toBe(
+      "localhost resolves to an address Mitte does not send to (loopback address)",
+    );
   });
 });

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../../lib/clock.js";
 import { signWebhook } from "../../lib/crypto.js";
 import type { IdGenerator } from "../../lib/ids.js";
-import type { OutboundHttp, OutboundResult } from "../../lib/outbound-http.js";
+import type { AbortableRequest, OutboundHttp, OutboundResult } from "../../lib/outbound-http.js";
 import type { ClaimedJob, JobOutcome } from "../../queue/queue.js";
 import { padToPowerOfTwo, QueryTemplate } from "../../storage/query-template.js";
 import { DELIVERY_LOG_COLUMNS, type DeliveryLogRow, type LogStatus } from "../../storage/schema.js";
@@ -89,8 +89,19 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
     };
   }
 
+  /** Requests to targets in flight, which `abandon()` ends. */
+  const sending = new Set<AbortableRequest>();
+  let abandoned = false;
+  /**
+   * An attempt cut short by shutdown is not the target's failure and must not count as one (on Free, its
+   * only attempt): nothing is recorded and the job is handed back as due now. Its log is still pending, so
+   * the queue delivers it again (after the restart, or on another worker); the target may see it twice.
+   */
+  const handBack = (): JobOutcome => ({ kind: "retry", runAtMs: clock.now() });
+
   /** Delivers one attempt of one webhook; the queue calls this with the log id, and the log when it has it. */
   async function deliver(job: ClaimedJob): Promise<JobOutcome> {
+    if (abandoned) return handBack();
     const log = job.log ?? (await logs.load(job.logId));
     // Gone (retention, endpoint deleted) or already finished by an earlier run of this job: nothing to do.
     if (!log || log.status === "delivered" || log.status === "failed") return { kind: "done" };
@@ -131,8 +142,10 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
       body: log.request_body,
       timeoutMs: deps.timeoutMs,
       maxResponseBytes: deps.maxResponseBytes,
+      inFlight: sending,
     });
     clearTimeout(markStarted);
+    if (abandoned) return handBack();
 
     const outcome = describeResult(result);
     const finishedAt = clock.now();
@@ -194,6 +207,15 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
     deliver,
     /** Waits until all bookkeeping of finished attempts is committed. */
     flush: () => recorder.flush(),
+    /**
+     * Shutdown, once the queue's grace period is over: ends the attempts still waiting on their targets
+     * (a hung target would otherwise hold the process until the delivery timeout) and hands their jobs back.
+     */
+    abandon(): void {
+      abandoned = true;
+      const reason = new DOMException("Mitte is shutting down", "AbortError");
+      for (const request of sending) request.abort(reason);
+    },
   };
 }
 
