@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHarness, type Harness } from "../../test-support/harness.js";
+import { startSink } from "../../test-support/sink.js";
+import { createEndpointService } from "./endpoint.service.js";
 
 let h: Harness;
 beforeEach(async () => {
@@ -72,6 +74,73 @@ describe("endpoints API", () => {
     expect(gone.statusCode).toBe(404);
     const ingest = await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: "{}" });
     expect(ingest.statusCode).toBe(404);
+  });
+
+  it("deletes an endpoint's logs and attempts in bounded batches and leaves other endpoints' alone", async () => {
+    const sink = await startSink();
+    try {
+      const user = await h.createUser("pro");
+      const doomed = await h.createEndpoint(user.headers, { name: "doomed", targetUrl: sink.url });
+      const kept = await h.createEndpoint(user.headers, { name: "kept", targetUrl: sink.url });
+      for (const [endpoint, count] of [
+        [doomed, 20],
+        [kept, 3],
+      ] as const) {
+        for (let i = 0; i < count; i += 1) {
+          const response = await h.app.inject({
+            method: "POST",
+            url: `/api/v1/h/${endpoint.slug}`,
+            payload: {},
+          });
+          expect(response.statusCode).toBe(202);
+        }
+      }
+      // One run takes at most the endpoint's concurrency (16).
+      while ((await h.runDeliveries()) > 0) {}
+      const countFor = async (endpointId: string) => {
+        const logs = await h.db
+          .selectFrom("webhook_logs")
+          .select("id")
+          .where("endpoint_id", "=", endpointId)
+          .execute();
+        const attempts = logs.length
+          ? await h.db
+              .selectFrom("delivery_attempts")
+              .select("id")
+              .where(
+                "log_id",
+                "in",
+                logs.map((l) => l.id),
+              )
+              .execute()
+          : [];
+        return { logs: logs.length, attempts: attempts.length };
+      };
+      expect(await countFor(doomed.id)).toEqual({ logs: 20, attempts: 20 });
+
+      // 7 a batch: 20 logs take three full batches and a short one.
+      const endpoints = createEndpointService({
+        storage: h.deps.storage,
+        clock: h.clock,
+        newId: h.deps.newId,
+        secretBox: h.deps.secretBox,
+        directory: h.services.directory,
+        queue: h.deps.queue,
+        publicUrl: "http://localhost:3000",
+        logPurgeBatchSize: 7,
+      });
+      expect(await endpoints.remove(user.userId, doomed.id)).toBe(true);
+      expect(await countFor(doomed.id)).toEqual({ logs: 0, attempts: 0 });
+      expect(await countFor(kept.id)).toEqual({ logs: 3, attempts: 3 });
+      const gone = await h.app.inject({
+        method: "GET",
+        url: `/api/v1/endpoints/${doomed.id}`,
+        headers: user.headers,
+      });
+      expect(gone.statusCode).toBe(404);
+    } finally {
+      await sink.close();
+    }
   });
 
   it("validates input with clear 400s", async () => {

@@ -4,6 +4,7 @@ import type { SecretBox } from "../../lib/crypto.js";
 import { type IdGenerator, newEndpointSlug, newSigningSecret } from "../../lib/ids.js";
 import { toPage } from "../../lib/pagination.js";
 import type { DeliveryQueue } from "../../queue/queue.js";
+import { deleteInBatches } from "../../storage/delete-in-batches.js";
 import type { EndpointRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import { limitsFor } from "../plans/plan-limits.js";
@@ -18,6 +19,8 @@ export interface EndpointServiceDeps {
   queue: DeliveryQueue;
   /** Base of ingest URLs, e.g. https://hooks.example.com (no trailing slash). */
   publicUrl: string;
+  /** Logs deleted per statement when their endpoint is deleted. Default 2,000. */
+  logPurgeBatchSize?: number;
 }
 
 export type CreateEndpointResult =
@@ -177,6 +180,22 @@ export function createEndpointService(deps: EndpointServiceDeps) {
     async remove(userId: string, id: string): Promise<boolean> {
       const row = await findOwned(userId, id);
       if (!row) return false;
+      // The logs (and, by cascade, their attempts) go first, in bounded batches: a busy endpoint's 100,000
+      // logs cascading from one delete held SQLite's only writer for most of a second, and every user's
+      // ingest waited. Webhooks that arrive meanwhile are stored, then go with the endpoint's row below.
+      const batchSize = deps.logPurgeBatchSize ?? 2_000;
+      await deleteInBatches(batchSize, () =>
+        db
+          .deleteFrom("webhook_logs")
+          .where("id", "in", (eb) =>
+            eb
+              .selectFrom("webhook_logs")
+              .select("webhook_logs.id")
+              .where("webhook_logs.endpoint_id", "=", id)
+              .limit(batchSize),
+          )
+          .executeTakeFirstOrThrow(),
+      );
       await db.deleteFrom("endpoints").where("id", "=", id).where("user_id", "=", userId).execute();
       await directory.invalidate(row);
       return true;

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../lib/clock.js";
+import { deleteInBatches } from "../../storage/delete-in-batches.js";
 import type { Storage } from "../../storage/storage.js";
 import { planLimits } from "../plans/plan-limits.js";
 
@@ -21,16 +22,8 @@ export interface RetentionDeps {
 export function createRetentionService({ storage, clock, logger, batchSize = 1_000 }: RetentionDeps) {
   const { db } = storage;
 
-  /** Runs `deleteBatch` (at most `batchSize` rows) until a batch comes up short, yielding in between. */
-  async function inBatches(deleteBatch: () => Promise<{ numDeletedRows: bigint }>): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const deleted = Number((await deleteBatch()).numDeletedRows);
-      total += deleted;
-      if (deleted < batchSize) return total;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
+  const inBatches = (deleteBatch: () => Promise<{ numDeletedRows: bigint }>) =>
+    deleteInBatches(batchSize, deleteBatch);
 
   function deleteExpiredLogs(cutoffMs: number, freeUsersOnly: boolean, nowMs: number): Promise<number> {
     return inBatches(() =>
