@@ -19,7 +19,7 @@ export interface EndpointServiceDeps {
   queue: DeliveryQueue;
   /** Base of ingest URLs, e.g. https://hooks.example.com (no trailing slash). */
   publicUrl: string;
-  /** Logs deleted per statement when their endpoint is deleted. Default 2,000. */
+  /** Logs deleted per statement when their endpoint is deleted. Default 1,000 (as retention). */
   logPurgeBatchSize?: number;
 }
 
@@ -183,7 +183,7 @@ export function createEndpointService(deps: EndpointServiceDeps) {
       // The logs (and, by cascade, their attempts) go first, in bounded batches: a busy endpoint's 100,000
       // logs cascading from one delete held SQLite's only writer for most of a second, and every user's
       // ingest waited. Webhooks that arrive meanwhile are stored, then go with the endpoint's row below.
-      const batchSize = deps.logPurgeBatchSize ?? 2_000;
+      const batchSize = deps.logPurgeBatchSize ?? 1_000;
       await deleteInBatches(batchSize, () =>
         db
           .deleteFrom("webhook_logs")
