@@ -160,6 +160,24 @@ describe("ingest refusals", () => {
     expect((await send()).statusCode).toBe(202);
   });
 
+  it("counts a webhook in the month its quota was reserved in, even when the commit falls in the next", async () => {
+    const { user, endpoint } = await setup({}, "free");
+    h.clock.set(Date.UTC(2026, 0, 31, 23, 59, 59, 999));
+    const admitted = await h.services.ingest.admit(endpoint.slug, "127.0.0.1");
+    if (admitted.outcome !== "admitted") throw new Error("setup");
+    const webhook = { method: "POST", query: "", headers: {}, body: Buffer.from("{}") };
+    // accept() reserves January's quota at once; its group commit runs after the clock has moved on.
+    const accepting = h.services.ingest.accept(admitted.endpoint, webhook);
+    h.clock.set(Date.UTC(2026, 1, 1));
+    expect((await accepting).outcome).toBe("accepted");
+    const usage = await h.db
+      .selectFrom("usage_counters")
+      .select(["period", "request_count"])
+      .where("user_id", "=", user.userId)
+      .execute();
+    expect(usage.map((row) => [row.period, Number(row.request_count)])).toEqual([["2026-01", 1]]);
+  });
+
   it("a webhook whose endpoint is deleted before its commit gets 404; the rest of its batch is stored", async () => {
     h = await createHarness();
     const alice = await h.createUser();

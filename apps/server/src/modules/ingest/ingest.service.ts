@@ -125,6 +125,8 @@ interface PendingLog {
   /** False for a paused endpoint: the log is stored without a job; resuming the endpoint enqueues it. */
   delivers: boolean;
   countsTowardQuota: boolean;
+  /** The month its quota reservation was made in: the commit counts it there, even past midnight on the 1st. */
+  period: string;
   /** Set by the commit: the endpoint was deleted after this webhook was admitted, so nothing was stored. */
   endpointGone?: boolean;
 }
@@ -156,12 +158,15 @@ export function createIngestService(deps: IngestServiceDeps) {
   const handovers = new Set<Promise<void>>();
   function commitStatements(items: readonly PendingLog[]): CompiledQuery[] {
     const statements: CompiledQuery[] = logInserts.compile(items.map((item) => item.row));
-    const perUser = new Map<string, number>();
+    const perUserAndPeriod = new Map<string, { userId: string; period: string; count: number }>();
     for (const item of items) {
-      if (item.countsTowardQuota) perUser.set(item.row.user_id, (perUser.get(item.row.user_id) ?? 0) + 1);
+      if (!item.countsTowardQuota) continue;
+      const key = `${item.row.user_id}:${item.period}`;
+      const entry = perUserAndPeriod.get(key);
+      if (entry) entry.count += 1;
+      else perUserAndPeriod.set(key, { userId: item.row.user_id, period: item.period, count: 1 });
     }
-    const period = usagePeriod(clock.now());
-    for (const [userId, count] of perUser) statements.push(usageUpserts.compile({ userId, period, count }));
+    for (const usage of perUserAndPeriod.values()) statements.push(usageUpserts.compile(usage));
     return statements;
   }
 
@@ -266,7 +271,7 @@ export function createIngestService(deps: IngestServiceDeps) {
         maxAttempts: maxAttemptsFor(limits, isTest),
         now,
       });
-      const pending: PendingLog = { row, delivers: !endpoint.paused, countsTowardQuota: !isTest };
+      const pending: PendingLog = { row, delivers: !endpoint.paused, countsTowardQuota: !isTest, period };
       try {
         await writer.submit(pending);
       } catch (error) {
