@@ -21,10 +21,7 @@ async function withServices<T>(run: (services: ReturnType<typeof createServices>
   }
 }
 
-const planOption = () =>
-  new Option("--plan <plan>", "free or pro").choices(["free", "pro"]).default("free") as Option & {
-    defaultValue: Plan;
-  };
+const planOption = () => new Option("--plan <plan>", "free or pro").choices(["free", "pro"]);
 
 function email(value: string): string {
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value)) throw new InvalidArgumentError("not an email address");
@@ -68,7 +65,7 @@ user
   .description("create a user and print its first API key (shown once)")
   .requiredOption("--email <email>", "the user's email", email)
   .option("--name <name>", "display name")
-  .addOption(planOption())
+  .addOption(planOption().default("free"))
   .option("--json", "print JSON")
   .action(async (options: { email: string; name?: string; plan: Plan; json?: boolean }) => {
     const result = await withServices((services) =>
@@ -99,6 +96,7 @@ user
   .command("set-plan")
   .description("change a user's plan")
   .requiredOption("--email <email>", "the user's email", email)
+  // No default here: a forgotten --plan must not move anyone to Free.
   .addOption(planOption().makeOptionMandatory())
   .action(async (options: { email: string; plan: Plan }) => {
     const updated = await withServices((services) => services.users.setPlan(options.email, options.plan));
