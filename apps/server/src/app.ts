@@ -139,6 +139,11 @@ export async function buildApp(
     clientErrorHandler,
   });
 
+  // The management API takes JSON only. Fastify also parses text/plain by default, which turned a JSON body
+  // sent as text into a string and a confusing 400; without the parser it is a 415 like any other type.
+  // (Ingest has its own parsers: any content type, kept as bytes.)
+  app.removeContentTypeParser("text/plain");
+
   // An error answered before the whole body arrived (413 while reading, a refusal before the body is read)
   // closes the connection instead of reading the rest of the upload, lingering so the answer is not lost.
   app.addHook("onSend", (request, reply, payload, done) => {

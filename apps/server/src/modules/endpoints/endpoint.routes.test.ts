@@ -173,6 +173,17 @@ describe("endpoints API", () => {
     expect(invalidJson.json()).toEqual({
       error: { code: "invalid_json", message: "The request body is not valid JSON." },
     });
+    // Not JSON, whatever the text inside: text/plain is refused like XML or a form.
+    for (const contentType of ["text/plain", "text/plain; charset=utf-8", "application/xml"]) {
+      const notJson = await h.app.inject({
+        method: "POST",
+        url: "/api/v1/endpoints",
+        headers: { ...user.headers, "content-type": contentType },
+        payload: JSON.stringify({ name: "t", targetUrl: "https://example.com/" }),
+      });
+      expect(notJson.statusCode, contentType).toBe(415);
+      expect(notJson.json().error.code).toBe("unsupported_media_type");
+    }
     const emptyPatch = await h.app.inject({
       method: "PATCH",
       url: "/api/v1/endpoints/ep_x",
