@@ -27,5 +27,8 @@ describe("config", () => {
     expect(() => loadConfig({ PORT: "eighty" })).toThrow(ConfigError);
     expect(() => loadConfig({ MITTE_DELIVERY_TIMEOUT_MS: "5" })).toThrow(/MITTE_DELIVERY_TIMEOUT_MS/);
     expect(() => loadConfig({ MITTE_REQUEST_TIMEOUT_MS: "0" })).toThrow(/MITTE_REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({ MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32,notacidr" })).toThrow(
+      /MITTE_ALLOW_PRIVATE_TARGETS: invalid CIDR in private-target allow-list: "notacidr"/,
+    );
   });
 });

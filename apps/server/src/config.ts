@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { createAddressPolicy } from "./lib/ssrf-guard.js";
 
 /**
  * All configuration, parsed once at start-up from the environment. Feature code receives the parsed
@@ -75,7 +76,22 @@ const envSchema = z.object({
   /** Response bodies are stored up to this size and marked truncated beyond. Default 64 KiB. */
   MITTE_MAX_RESPONSE_BYTES: intFromEnv(0, 10 * 1024 * 1024).default(64 * 1024),
   /** Comma-separated CIDRs the SSRF guard admits (e.g. 127.0.0.1/32 for a local target). Empty by default. */
-  MITTE_ALLOW_PRIVATE_TARGETS: z.string().default(""),
+  MITTE_ALLOW_PRIVATE_TARGETS: z
+    .string()
+    .default("")
+    .superRefine((value, ctx) => {
+      // Checked here, so that a typo is reported with the variable's name like every other bad value.
+      try {
+        createAddressPolicy(
+          value
+            .split(",")
+            .map((cidr) => cidr.trim())
+            .filter(Boolean),
+        );
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    }),
   /**
    * Stats, live events and endpoint-down checks after every delivery. On by default; `false` measures what
    * they cost (the benchmark does) or trims a minimal install.
