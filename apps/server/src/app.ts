@@ -12,6 +12,7 @@ import { apiKeyRoutes } from "./modules/api-keys/api-key.routes.js";
 import { authRoutes } from "./modules/auth/auth.routes.js";
 import { requireUser } from "./modules/auth/authenticate.js";
 import { oauthRoutes } from "./modules/auth/oauth.routes.js";
+import { resetPasswordPage } from "./modules/auth/reset-password.page.js";
 import { endpointRoutes } from "./modules/endpoints/endpoint.routes.js";
 import { eventsRoutes } from "./modules/events/events.routes.js";
 import { ingestRoutes } from "./modules/ingest/ingest.routes.js";
@@ -198,6 +199,7 @@ export async function buildApp(
     trustedOrigins: [new URL(services.publicUrl).origin],
   });
 
+  await app.register(resetPasswordPage);
   await app.register(oauthRoutes, {
     oauth: services.oauth,
     secureCookies: services.publicUrl.startsWith("https:"),

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHarness, type Harness } from "../../test-support/harness.js";
 import { startResendStandIn } from "../../test-support/resend-stand-in.js";
@@ -192,6 +193,26 @@ describe("password reset", () => {
     h.clock.advance(121 * 60 * 1000);
     await post("/api/v1/auth/password-reset", { email: "flood@example.com" });
     expect(mailsTo("flood@example.com") - before).toBe(6);
+  });
+
+  it("the mail's link opens a page that can complete the reset, with the token kept out of it", async () => {
+    await signUpAndVerify("page@example.com");
+    await post("/api/v1/auth/password-reset", { email: "page@example.com" });
+    const link = new URL(resend.lastLink("page@example.com"));
+    expect(link.pathname).toBe("/reset-password");
+    const page = await h.app.inject({ method: "GET", url: `${link.pathname}${link.search}` });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(page.headers["referrer-policy"]).toBe("no-referrer");
+    expect(page.headers["cache-control"]).toBe("no-store");
+    // The server never writes the token into the page; the script reads it from the address.
+    expect(page.body).not.toContain(link.searchParams.get("token")!);
+    expect(page.body).toContain('fetch("/api/v1/auth/password-reset/confirm"');
+    // The only script runs under the CSP because its hash is the one the policy names.
+    const script = /<script>([\s\S]*)<\/script>/.exec(page.body)![1]!;
+    const hash = createHash("sha256").update(script).digest("base64");
+    expect(page.headers["content-security-policy"]).toContain(`script-src 'sha256-${hash}'`);
+    expect(page.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
   });
 
   it("works once, ends sessions, and refuses an expired link", async () => {
