@@ -1,4 +1,12 @@
-import { ConfigError, createDeps, createServices, loadConfig, type Plan, startMitte } from "@mitte/server";
+import {
+  ConfigError,
+  createDeps,
+  createServices,
+  loadConfig,
+  type Plan,
+  type RunningMitte,
+  startMitte,
+} from "@mitte/server";
 import { Command, InvalidArgumentError, Option } from "commander";
 
 const program = new Command()
@@ -40,22 +48,35 @@ program
       .env("MITTE_ROLE"),
   )
   .action(async (options: { role?: string }) => {
-    const mitte = await startMitte(config(options.role ? { MITTE_ROLE: options.role } : {}));
+    let mitte: RunningMitte | undefined;
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        // A second signal (Ctrl-C again) means now: what was not finished runs again at the next start.
+        mitte?.deps.logger.warn({ signal }, "second signal: exiting without waiting");
+        process.exit(1);
+      }
       stopping = true;
+      // Caught while starting: stop as soon as there is something to stop.
+      if (!mitte) return;
       mitte.deps.logger.info({ signal }, "shutting down");
       mitte.close().then(
         () => process.exit(0),
         (error: unknown) => {
-          mitte.deps.logger.error({ err: error }, "shutdown failed");
+          mitte?.deps.logger.error({ err: error }, "shutdown failed");
           process.exit(1);
         },
       );
     };
+    // Before starting: the server answers /healthz before startMitte returns, and a SIGTERM in between
+    // must not kill it without a graceful stop.
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    mitte = await startMitte(config(options.role ? { MITTE_ROLE: options.role } : {}));
+    if (stopping) {
+      stopping = false;
+      stop("signal during start");
+    }
   });
 
 const user = program.command("user").description("manage users");

@@ -3,6 +3,7 @@ import { buildApp } from "./app.js";
 import type { Config } from "./config.js";
 import { createDeps, type Deps, type DepsOverrides } from "./deps.js";
 import { createServices, type Services } from "./services.js";
+import { lockDataDir } from "./storage/sqlite/data-dir-lock.js";
 
 const RETENTION_EVERY_MS = 60 * 60 * 1000;
 
@@ -25,6 +26,20 @@ export interface RunningMitte {
  * runs periodic jobs, serving only /healthz and /readyz.
  */
 export async function startMitte(config: Config, overrides: DepsOverrides = {}): Promise<RunningMitte> {
+  // Embedded mode: one server per data directory, or two embedded queues deliver the same webhooks.
+  const dataDirLock =
+    config.storage.databaseUrl || overrides.storage ? null : lockDataDir(config.storage.dataDir);
+  try {
+    const running = await start(config, overrides);
+    if (!dataDirLock) return running;
+    return { ...running, close: (graceMs) => running.close(graceMs).finally(() => dataDirLock.release()) };
+  } catch (error) {
+    dataDirLock?.release();
+    throw error;
+  }
+}
+
+async function start(config: Config, overrides: DepsOverrides): Promise<RunningMitte> {
   const deps = await createDeps(config, overrides);
   const services = createServices(deps);
   await services.directory.start();
@@ -33,7 +48,14 @@ export async function startMitte(config: Config, overrides: DepsOverrides = {}):
   const { role } = config;
   const app = await buildApp(deps, services, { healthOnly: role === "worker" });
 
-  await app.listen({ port: config.http.port, host: config.http.host });
+  try {
+    await app.listen({ port: config.http.port, host: config.http.host });
+  } catch (error) {
+    // Node's own words ("getaddrinfo ENOTFOUND x") do not say which setting to change.
+    throw new Error(
+      `Cannot listen on ${config.http.host}:${config.http.port} (HOST, PORT): ${(error as Error).message}`,
+    );
+  }
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.http.port;
   const url = `http://${config.http.host === "0.0.0.0" ? "127.0.0.1" : config.http.host}:${port}`;
