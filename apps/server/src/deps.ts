@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import type { Config } from "./config.js";
+import { type Config, ConfigError } from "./config.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { createSecretBox, type SecretBox } from "./lib/crypto.js";
 import { createIdGenerator, type IdGenerator } from "./lib/ids.js";
@@ -76,6 +76,35 @@ function resolveSecretKey(config: Config): Buffer {
   return loadOrCreateSecretKeyFile(config.storage.dataDir);
 }
 
+/**
+ * Started with a key other than the one that sealed the stored signing secrets (MITTE_SECRET_KEY changed,
+ * or the data directory moved without its secret.key), Mitte would run and answer every webhook with a 500:
+ * no endpoint's secret opens. One sealed secret tells, so refuse to start instead.
+ */
+async function assertKeyOpensStoredSecrets(
+  storage: Storage,
+  secretBox: SecretBox,
+  config: Config,
+): Promise<void> {
+  const row = await storage.db
+    .selectFrom("endpoints")
+    .select("signing_secret_sealed")
+    .where("signing_secret_sealed", "is not", null)
+    .limit(1)
+    .executeTakeFirst();
+  if (!row?.signing_secret_sealed) return;
+  try {
+    secretBox.open(row.signing_secret_sealed);
+  } catch {
+    const source = config.security.secretKey
+      ? "MITTE_SECRET_KEY"
+      : `the key file ${join(config.storage.dataDir, "secret.key")}`;
+    throw new ConfigError(
+      `Invalid configuration:\n  ${source} does not open the signing secrets stored in this database: start with the key it was created with (MITTE_SECRET_KEY, or the secret.key kept beside the database).`,
+    );
+  }
+}
+
 /** Resolves once the connection is ready, or rejects after `timeoutMs` with a clear message. */
 async function connected(redis: Redis, url: string, timeoutMs = 10_000): Promise<void> {
   if (redis.status === "ready") return;
@@ -121,6 +150,13 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     (resendApiKey
       ? new ResendMailer(resendApiKey, from, resendBaseUrl)
       : new OutboxMailer(storage.db, clock, newId, logger));
+  const secretBox = overrides.secretBox ?? createSecretBox(resolveSecretKey(config));
+  try {
+    await assertKeyOpensStoredSecrets(storage, secretBox, config);
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
   const common = {
     config,
     clock,
@@ -131,7 +167,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     addressPolicy,
     newId,
     random: overrides.random ?? Math.random,
-    secretBox: overrides.secretBox ?? createSecretBox(resolveSecretKey(config)),
+    secretBox,
   };
   if (!redisUrl) {
     if (storage.dialect !== "sqlite") throw new Error("PostgreSQL storage needs REDIS_URL (scale mode).");

@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.js";
+import { createDeps } from "./deps.js";
+import { createServices } from "./services.js";
+
+describe("createDeps", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses to start with a key that does not open the stored signing secrets", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "mitte-key-"));
+    dirs.push(dataDir);
+    const config = (key: string) =>
+      loadConfig({ MITTE_DATA_DIR: dataDir, MITTE_SECRET_KEY: key, LOG_LEVEL: "silent" });
+    const deps = await createDeps(config("11".repeat(32)));
+    try {
+      const services = createServices(deps);
+      const created = await services.users.createUser({ email: "key@example.com", plan: "pro" });
+      if (created.outcome !== "created") throw new Error("setup");
+      const endpoint = await services.endpoints.create(created.user.id, {
+        name: "signed",
+        targetUrl: "https://example.com/hooks",
+      });
+      expect(endpoint.outcome).toBe("created");
+    } finally {
+      await deps.close({ graceMs: 0 });
+    }
+
+    // Before, this started, and every webhook to the endpoint was answered 500.
+    const wrongKey = createDeps(config("22".repeat(32)));
+    await expect(wrongKey).rejects.toThrow(ConfigError);
+    await expect(wrongKey).rejects.toThrow(/MITTE_SECRET_KEY does not open the signing secrets/);
+    // The right key still opens them.
+    const again = await createDeps(config("11".repeat(32)));
+    await again.close({ graceMs: 0 });
+  });
+});
