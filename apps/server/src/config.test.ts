@@ -18,7 +18,12 @@ describe("config", () => {
   });
 
   it("parses lists and treats empty strings as unset", () => {
-    const config = loadConfig({ MITTE_ALLOW_PRIVATE_TARGETS: " 127.0.0.1/32, ::1/128 ,", PORT: "" });
+    const config = loadConfig({
+      MITTE_ALLOW_PRIVATE_TARGETS: " 127.0.0.1/32, ::1/128 ,",
+      PORT: " ",
+      MITTE_DELIVERY_TIMEOUT_MS: "",
+    });
+    expect(config.delivery.timeoutMs).toBe(30_000);
     expect(config.delivery.allowPrivateTargets).toEqual(["127.0.0.1/32", "::1/128"]);
     expect(config.http.port).toBe(3000);
   });

@@ -201,9 +201,10 @@ export class ConfigError extends Error {
 }
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  // Empty strings mean "unset" so `FOO= npm start` falls back to the default.
+  // Empty (or blank) strings mean "unset" so `FOO= npm start` falls back to the default. (A blank PORT was
+  // coerced to 0, and Mitte listened on a random port.)
   const cleaned = Object.fromEntries(
-    Object.entries(env).filter(([, value]) => value !== undefined && value !== ""),
+    Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ""),
   );
   const parsed = envSchema.safeParse(cleaned);
   if (!parsed.success) {

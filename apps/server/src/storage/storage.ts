@@ -64,7 +64,14 @@ export async function migrateToLatest(storage: Storage): Promise<void> {
     ...(storage.schema ? { migrationTableSchema: storage.schema } : {}),
   }).migrateToLatest();
   if (error) {
-    const failed = results?.find((result) => result.status === "Error")?.migrationName ?? "unknown";
-    throw new Error(`database migration ${failed} failed: ${String(error)}`, { cause: error });
+    const failed = results?.find((result) => result.status === "Error")?.migrationName;
+    const why = error instanceof Error ? error.message : String(error);
+    // No failed migration named: the database could not even be read (cannot open, no permission, …).
+    throw new Error(
+      failed ? `database migration ${failed} failed: ${why}` : `cannot prepare the database: ${why}`,
+      {
+        cause: error,
+      },
+    );
   }
 }

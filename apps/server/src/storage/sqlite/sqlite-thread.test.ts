@@ -1,5 +1,24 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { packBytes } from "./sqlite-thread.js";
+import { packBytes, SqliteThread } from "./sqlite-thread.js";
+
+describe("SqliteThread", () => {
+  it("says why a database cannot be opened, on every request", async () => {
+    // A directory where the database file should be: SQLite cannot open it.
+    const dir = mkdtempSync(join(tmpdir(), "mitte-cantopen-"));
+    try {
+      const thread = new SqliteThread(dir, ["journal_mode = WAL"]);
+      const expected = `cannot open the SQLite database ${dir}: unable to open database file`;
+      await expect(thread.execute("select 1", [])).rejects.toThrow(expected);
+      await expect(thread.executeBatch([{ sql: "select 1", parameters: [] }])).rejects.toThrow(expected);
+      await thread.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("packBytes", () => {
   it("moves every byte parameter into one arena and leaves other values alone", () => {

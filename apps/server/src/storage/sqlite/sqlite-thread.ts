@@ -14,8 +14,21 @@ const BYTES_MARK = "__mitteBytes";
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driverPath);
-const db = new Database(workerData.filename);
-for (const pragma of workerData.pragmas) db.pragma(pragma);
+// A database that cannot be opened (read-only or missing directory, no permission) answers every request
+// with why: thrown here, the error reached the main thread as a bare object and said "[object Object]".
+let db = null;
+let openError = null;
+try {
+  db = new Database(workerData.filename);
+  for (const pragma of workerData.pragmas) db.pragma(pragma);
+} catch (error) {
+  db?.close();
+  db = null;
+  openError = {
+    message: "cannot open the SQLite database " + workerData.filename + ": " + error.message,
+    code: error.code,
+  };
+}
 const statements = new Map();
 function prepare(sql) {
   let statement = statements.get(sql);
@@ -31,10 +44,14 @@ const toBindable = (value) =>
   value !== null && typeof value === "object" && "${BYTES_MARK}" in value
     ? Buffer.from(arena, value.${BYTES_MARK}[0], value.${BYTES_MARK}[1])
     : value;
-const runBatch = db.transaction((statements) => {
+const runBatch = db?.transaction((statements) => {
   for (const { sql, parameters } of statements) prepare(sql).run(parameters.map(toBindable));
 });
 parentPort.on("message", (message) => {
+  if (!db) {
+    parentPort.postMessage(message.close ? { id: message.id, rows: [] } : { id: message.id, error: openError });
+    return;
+  }
   arena = message.arena ?? null;
   if (message.batch) {
     try {
