@@ -2,6 +2,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   LogController,
 } from "fastify";
 import { sql } from "kysely";
@@ -134,6 +135,14 @@ export async function buildApp(
     trustProxy: deps.config.http.trustProxy,
     bodyLimit: API_BODY_LIMIT_BYTES,
     return503OnClosing: true,
+    // Requests Fastify refuses before routing (a URL that does not decode, an overlong parameter) answer in
+    // Mitte's error shape too, without echoing the URL (its query may carry a token).
+    frameworkErrors: (error, _request, reply) => {
+      // Fastify types this reply by route generics that do not apply before routing.
+      (reply as unknown as FastifyReply)
+        .code(400)
+        .send(errorBody("bad_request", `The request URL is malformed (${error.code}).`));
+    },
     // A whole request must arrive within MITTE_REQUEST_TIMEOUT_MS (408), and what Node's parser rejects
     // (timeout, oversized headers, bad framing) answers in the JSON error shape: see lib/http-guard.ts.
     ...httpServerTimeouts(deps.config.http.requestTimeoutMs),
@@ -160,7 +169,9 @@ export async function buildApp(
 
   app.setErrorHandler((error, request, reply) => {
     const response = toErrorResponse(error);
-    if (response.status >= 500) request.log.error({ err: error, url: request.url }, "request failed");
+    // The path only: query strings carry tokens (email verification, OAuth codes, senders' own secrets).
+    if (response.status >= 500)
+      request.log.error({ err: error, path: request.url.split("?")[0] }, "request failed");
     if (response.status === 503) reply.header("retry-after", 5);
     reply.code(response.status).send(errorBody(response.code, response.message, response.details));
   });

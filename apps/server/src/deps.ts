@@ -10,6 +10,7 @@ import { createOutboundHttp, type OutboundHttp } from "./lib/outbound-http.js";
 import { type PubSub, RedisPubSub } from "./lib/pubsub.js";
 import { loadOrCreateSecretKeyFile, parseSecretKey } from "./lib/secret-key.js";
 import { type AddressPolicy, createAddressPolicy } from "./lib/ssrf-guard.js";
+import { withoutCredentials } from "./lib/url-credentials.js";
 import { MemoryRateLimiter, type RateLimiter } from "./modules/ingest/rate-limiter.js";
 import { RedisRateLimiter } from "./modules/ingest/redis-rate-limiter.js";
 import { RedisUsageMeter } from "./modules/ingest/redis-usage-meter.js";
@@ -110,7 +111,7 @@ async function connected(redis: Redis, url: string, timeoutMs = 10_000): Promise
   if (redis.status === "ready") return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`Redis at ${url} did not answer within ${timeoutMs} ms`)),
+      () => reject(new Error(`Redis at ${withoutCredentials(url)} did not answer within ${timeoutMs} ms`)),
       timeoutMs,
     );
     redis.once("ready", () => {

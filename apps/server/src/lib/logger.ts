@@ -13,6 +13,11 @@ export function createLogger(level: string): Logger {
         "headers.authorization",
         "*.apiKey",
         "*.password",
+        // Mail links carry sign-in tokens; nothing logs them now, and nothing should by accident.
+        "links",
+        "*.links",
+        "*.token",
+        "*.signingSecret",
       ],
       censor: "[redacted]",
     },

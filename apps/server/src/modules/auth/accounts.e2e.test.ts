@@ -354,4 +354,30 @@ describe("data rights and secrets at rest", () => {
       ).toEqual([]);
     }
   });
+
+  it("account deletion also removes the dev outbox's mail to the user, and their logs in batches", async () => {
+    const user = await h.createUser("pro", "gone@example.com");
+    const endpoint = await h.createEndpoint(user.headers, { name: "e", targetUrl: "https://example.com/" });
+    for (let i = 0; i < 3; i += 1)
+      expect((await post(`/api/v1/h/${endpoint.slug}`, { i })).statusCode).toBe(202);
+    await h.services.ingest.flush();
+    const mail = (id: string, to: string) => ({
+      id,
+      to_address: to,
+      subject: "Confirm your email",
+      text_body: "Open the link",
+      links: "[]",
+      created_at: h.clock.now(),
+    });
+    await h.db
+      .insertInto("mail_outbox")
+      .values([mail("mail_gone", "gone@example.com"), mail("mail_other", "other@example.com")])
+      .execute();
+    await h.services.users.deleteAccount(user.userId);
+    expect((await h.db.selectFrom("mail_outbox").select("id").execute()).map((r) => r.id)).toEqual([
+      "mail_other",
+    ]);
+    expect(await h.db.selectFrom("webhook_logs").select("id").execute()).toEqual([]);
+    expect(await h.db.selectFrom("users").select("id").where("id", "=", user.userId).execute()).toEqual([]);
+  });
 });

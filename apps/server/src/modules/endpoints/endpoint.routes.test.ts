@@ -193,6 +193,35 @@ describe("endpoints API", () => {
     expect(emptyPatch.statusCode).toBe(400);
   });
 
+  it("refuses a test payload nested too deeply to serialize with 400, not 500", async () => {
+    const user = await h.createUser();
+    const endpoint = await h.createEndpoint(user.headers, { name: "t", targetUrl: "https://example.com/" });
+    const deep = `{"payload":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+    const response = await h.app.inject({
+      method: "POST",
+      url: `/api/v1/endpoints/${endpoint.id}/test`,
+      headers: { ...user.headers, "content-type": "application/json" },
+      payload: deep,
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toEqual({
+      code: "validation_failed",
+      message: "payload: nested too deeply to send.",
+    });
+  });
+
+  it("answers a URL that does not decode with 400 in the error shape, without echoing it", async () => {
+    const response = await h.app.inject({
+      method: "GET",
+      url: "/api/v1/auth/verify-email%E0?token=SECRETTOKEN123",
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toEqual({
+      error: { code: "bad_request", message: "The request URL is malformed (FST_ERR_BAD_URL)." },
+    });
+    expect(response.body).not.toContain("SECRETTOKEN123");
+  });
+
   it("answers 405 with Allow for a method a known URL does not have, and 404 for an unknown URL", async () => {
     const user = await h.createUser();
     const wrong = await h.app.inject({ method: "PUT", url: "/api/v1/endpoints/ep_x", headers: user.headers });

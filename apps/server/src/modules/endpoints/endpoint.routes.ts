@@ -81,7 +81,13 @@ export async function endpointRoutes(
     const body = sendTestBody.parse(request.body ?? undefined);
     const endpoint = await directory.byId(request.params.id);
     if (!endpoint || endpoint.userId !== request.userId) throw notFound();
-    const payload = Buffer.from(JSON.stringify(body?.payload ?? DEFAULT_TEST_PAYLOAD));
+    let payload: Buffer;
+    try {
+      payload = Buffer.from(JSON.stringify(body?.payload ?? DEFAULT_TEST_PAYLOAD));
+    } catch {
+      // JSON.parse takes any depth; JSON.stringify runs out of stack on thousands of levels (a RangeError, a 500).
+      throw new AppError("validation_failed", "payload: nested too deeply to send.");
+    }
     const outcome = await ingest.accept(
       endpoint,
       {

@@ -68,7 +68,7 @@ describe("log retention", () => {
     expect(await h.db.selectFrom("delivery_attempts").selectAll().execute()).toHaveLength(2);
   });
 
-  it("deletes expired sessions and sign-in states, and mail links a week after they expired", async () => {
+  it("deletes expired sessions and sign-in states, mail links a week after they expired, and week-old outbox mail", async () => {
     h = await createHarness();
     const { userId } = await h.createUser("pro");
     const now = h.clock.now();
@@ -108,6 +108,18 @@ describe("log retention", () => {
       .insertInto("one_time_tokens")
       .values([link("ott_week_old", now - 8 * DAY), link("ott_recent", now - DAY)])
       .execute();
+    const mail = (id: string, createdAt: number) => ({
+      id,
+      to_address: "kim@example.com",
+      subject: "Reset your Mitte password",
+      text_body: "Open http://localhost:3000/reset-password?token=t",
+      links: '["http://localhost:3000/reset-password?token=t"]',
+      created_at: createdAt,
+    });
+    await h.db
+      .insertInto("mail_outbox")
+      .values([mail("mail_week_old", now - 8 * DAY), mail("mail_recent", now - DAY)])
+      .execute();
 
     const { createRetentionService } = await import("./retention.service.js");
     const retention = createRetentionService({
@@ -115,7 +127,10 @@ describe("log retention", () => {
       clock: h.clock,
       logger: h.deps.logger,
     });
-    expect(await retention.runOnce()).toEqual({ deleted: 0, credentials: 3 });
+    expect(await retention.runOnce()).toEqual({ deleted: 0, credentials: 3, mails: 1 });
+    expect((await h.db.selectFrom("mail_outbox").select("id").execute()).map((r) => r.id)).toEqual([
+      "mail_recent",
+    ]);
     expect((await h.db.selectFrom("sessions").select("id").execute()).map((r) => r.id)).toEqual(["ses_live"]);
     expect(
       (await h.db.selectFrom("oauth_states").select("state_hash").execute()).map((r) => r.state_hash),

@@ -72,7 +72,7 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
   }
 
   return {
-    async runOnce(): Promise<{ deleted: number; credentials: number }> {
+    async runOnce(): Promise<{ deleted: number; credentials: number; mails: number }> {
       const now = clock.now();
       const longest = Math.max(...Object.values(planLimits).map((limits) => limits.logRetentionMs));
       let deleted = await deleteExpiredLogs(now - longest, false, now);
@@ -84,8 +84,22 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
         (await purgeExpired("sessions", "id", now)) +
         (await purgeExpired("oauth_states", "state_hash", now)) +
         (await purgeExpired("one_time_tokens", "id", now - EXPIRED_LINK_KEPT_MS));
-      if (credentials > 0) logger.info({ credentials }, "retention: deleted expired sessions and links");
-      return { deleted, credentials };
+      // The dev outbox (no mail provider): its copies of mail, addresses and links included, for a week.
+      const mails = await inBatches(() =>
+        db
+          .deleteFrom("mail_outbox")
+          .where("id", "in", (eb) =>
+            eb
+              .selectFrom("mail_outbox")
+              .select("id")
+              .where("created_at", "<=", now - EXPIRED_LINK_KEPT_MS)
+              .limit(batchSize),
+          )
+          .executeTakeFirstOrThrow(),
+      );
+      if (credentials + mails > 0)
+        logger.info({ credentials, mails }, "retention: deleted expired sessions, links and outbox mail");
+      return { deleted, credentials, mails };
     },
   };
 }

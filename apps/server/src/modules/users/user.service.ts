@@ -2,12 +2,16 @@ import type { MeView } from "@mitte/contract";
 import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import { listOutbox } from "../../lib/mailer.js";
+import { deleteInBatches } from "../../storage/delete-in-batches.js";
 import type { Plan, UserRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { ApiKeyService } from "../api-keys/api-key.service.js";
 import { toBodyView } from "../logs/body-view.js";
 import { toNotificationView } from "../notifications/notification.service.js";
 import { effectivePlan } from "../plans/plan-limits.js";
+
+/** Logs deleted per statement when their account is deleted (as retention). */
+const ACCOUNT_PURGE_BATCH = 1_000;
 
 export interface UserServiceDeps {
   storage: Storage;
@@ -188,9 +192,28 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
       };
     },
 
-    /** Deletes the user and everything they own; sessions and API keys go with it. */
+    /**
+     * Deletes the user and everything they own; sessions and API keys go with it. Their logs go first in
+     * bounded batches (one cascading delete of a busy account would hold SQLite's only writer, and every
+     * other user's ingest, for seconds), and the dev outbox's mail to them goes too (their address, links).
+     */
     async deleteAccount(id: string): Promise<void> {
+      const user = await db.selectFrom("users").select("email").where("id", "=", id).executeTakeFirst();
+      if (!user) return;
+      await deleteInBatches(ACCOUNT_PURGE_BATCH, () =>
+        db
+          .deleteFrom("webhook_logs")
+          .where("id", "in", (eb) =>
+            eb
+              .selectFrom("webhook_logs")
+              .select("webhook_logs.id")
+              .where("webhook_logs.user_id", "=", id)
+              .limit(ACCOUNT_PURGE_BATCH),
+          )
+          .executeTakeFirstOrThrow(),
+      );
       await db.deleteFrom("users").where("id", "=", id).execute();
+      await db.deleteFrom("mail_outbox").where("to_address", "=", user.email).execute();
     },
 
     /** Mail kept by the dev outbox (no mail provider configured), newest first. */
