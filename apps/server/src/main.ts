@@ -85,12 +85,26 @@ async function start(config: Config, overrides: DepsOverrides): Promise<RunningM
     url,
     close(graceMs = config.delivery.shutdownGraceMs) {
       closing ??= (async () => {
-        await app.close();
+        // Requests in flight get the grace period too. Node stops its request-timeout checks once the
+        // server closes, so a sender trickling a body would otherwise hold the stop forever; one cut off
+        // here was never answered 202, so its sender sends it again.
+        const cutRequests = setTimeout(() => app.server.closeAllConnections(), graceMs);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(cutRequests);
+        }
         await services.ingest.flush();
-        await deps.close({
-          graceMs,
-          afterQueue: () => services.afterQueueClosed(),
-        });
+        // Deliveries still waiting on their targets when the grace period ends are cut short and handed
+        // back. This cannot wait for the queue's close to return: BullMQ's close waits for every running
+        // job (a forced close joins the graceful one), so hung attempts would run to their timeout and be
+        // recorded as failures (on Free, the webhook's only attempt).
+        const abandon = setTimeout(() => services.delivery.abandon(), graceMs);
+        try {
+          await deps.close({ graceMs, afterQueue: () => services.afterQueueClosed() });
+        } finally {
+          clearTimeout(abandon);
+        }
       })();
       return closing;
     },

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHangingTarget, waitFor } from "../../test-support/hanging-target.js";
 import { type MitteProcess, runCli, startMitteProcess } from "../../test-support/mitte-process.js";
 
 /**
@@ -13,32 +13,17 @@ import { type MitteProcess, runCli, startMitteProcess } from "../../test-support
  * would be lost as "failed"), and the restarted process delivers the webhook.
  */
 let dataDir: string;
-let target: Server;
-let targetUrl: string;
-let hang = true;
-const deliveryIds: string[] = [];
-const hanging = new Set<ServerResponse>();
+let target: Awaited<ReturnType<typeof startHangingTarget>>;
 let mitte: MitteProcess | undefined;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "mitte-shutdown-"));
-  target = createServer((request, response) => {
-    request.resume();
-    request.on("end", () => {
-      deliveryIds.push(String(request.headers["x-mitte-delivery-id"]));
-      if (hang) hanging.add(response);
-      else response.end("ok");
-    });
-  });
-  await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
-  targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}/hook`;
+  target = await startHangingTarget();
 });
 
 afterAll(async () => {
   mitte?.child.kill("SIGKILL");
-  for (const response of hanging) response.destroy();
-  target.closeAllConnections();
-  await new Promise<void>((resolve) => target.close(() => resolve()));
+  await target.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -51,14 +36,6 @@ const env = () => ({
   MITTE_SHUTDOWN_GRACE_MS: "300",
 });
 
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe("SIGTERM with a delivery hung on its target", () => {
   it("exits after the grace period, counts no attempt, and delivers the webhook after the restart", async () => {
     const { apiKey } = JSON.parse(
@@ -70,7 +47,7 @@ describe("SIGTERM with a delivery hung on its target", () => {
     const created = await fetch(`${mitte.url}/api/v1/endpoints`, {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify({ name: "hung", targetUrl }),
+      body: JSON.stringify({ name: "hung", targetUrl: target.url }),
     });
     const endpoint = (await created.json()) as { slug: string };
     const ingested = await fetch(`${mitte.url}/api/v1/h/${endpoint.slug}`, {
@@ -80,17 +57,17 @@ describe("SIGTERM with a delivery hung on its target", () => {
     });
     expect(ingested.status).toBe(202);
     const { id } = (await ingested.json()) as { id: string };
-    await waitFor(() => deliveryIds.length === 1, "the attempt to reach the target");
+    await waitFor(() => target.deliveryIds.length === 1, "the attempt to reach the target");
 
     // The hung attempt would hold a graceful close for 2 minutes; the test's own timeout is far shorter.
     mitte.child.kill("SIGTERM");
     expect(await mitte.exited).toBe(0);
     expect(mitte.output()).not.toMatch(/shutdown failed/);
 
-    hang = false;
+    target.hang = false;
     mitte = await startMitteProcess({ ...env(), PORT: port });
-    await waitFor(() => deliveryIds.length === 2, "the webhook to be delivered again");
-    expect(deliveryIds).toEqual([id, id]);
+    await waitFor(() => target.deliveryIds.length === 2, "the webhook to be delivered again");
+    expect(target.deliveryIds).toEqual([id, id]);
     let log: { status?: string; attempts?: number } = {};
     const deadline = Date.now() + 15_000;
     while (log.status !== "delivered" && Date.now() < deadline) {
@@ -100,4 +77,25 @@ describe("SIGTERM with a delivery hung on its target", () => {
     // Free plan: one attempt, the one that reached the target after the restart; the cut-short one is not counted.
     expect(log).toMatchObject({ status: "delivered", attempts: 1 });
   }, 60_000);
+
+  it("does not wait past the grace period for a sender trickling its request body", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mitte-shutdown-slow-"));
+    try {
+      const slow = await startMitteProcess({ MITTE_DATA_DIR: dir, MITTE_SHUTDOWN_GRACE_MS: "300" });
+      const socket = connect(Number(new URL(slow.url).port), "127.0.0.1");
+      await new Promise<void>((resolve) => socket.once("connect", resolve));
+      socket.on("error", () => {});
+      // Headers and a first byte of 1,000 promised: Node's 408 checks stop once the server closes, so
+      // before, this request held the graceful stop forever.
+      socket.write(
+        "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      slow.child.kill("SIGTERM");
+      expect(await slow.exited).toBe(0);
+      socket.destroy();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
