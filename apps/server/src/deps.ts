@@ -126,6 +126,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const logger = overrides.logger ?? createLogger(config.log.level);
   const { databaseUrl } = config.storage;
   const { redisUrl, redisPrefix } = config.queue;
+  // Before the database: a missing or malformed key refuses the start without creating tables first.
+  const secretBox = overrides.secretBox ?? createSecretBox(resolveSecretKey(config));
   const storage =
     overrides.storage ??
     (databaseUrl
@@ -151,7 +153,6 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     (resendApiKey
       ? new ResendMailer(resendApiKey, from, resendBaseUrl)
       : new OutboxMailer(storage.db, clock, newId, logger));
-  const secretBox = overrides.secretBox ?? createSecretBox(resolveSecretKey(config));
   try {
     await assertKeyOpensStoredSecrets(storage, secretBox, config);
   } catch (error) {
