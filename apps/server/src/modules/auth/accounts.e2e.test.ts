@@ -283,6 +283,13 @@ describe("data rights and secrets at rest", () => {
       title: "80% of this month's requests used",
       message: "4,000 of 5,000",
     });
+    const prefs = await h.app.inject({
+      method: "PUT",
+      url: "/api/v1/notification-preferences",
+      headers: { authorization: `Bearer ${key.key}` },
+      payload: { emailEnabled: false, webhookEnabled: true, webhookUrl: "https://example.com/notify" },
+    });
+    expect(prefs.statusCode).toBe(200);
 
     // Scan every text and blob column of every table for the secrets.
     const tables = [
@@ -320,6 +327,11 @@ describe("data rights and secrets at rest", () => {
         read: false,
       }),
     ]);
+    expect(data.notificationPreferences).toEqual({
+      emailEnabled: false,
+      webhookEnabled: true,
+      webhookUrl: "https://example.com/notify",
+    });
     expect(exported.body).not.toMatch(/argon2|password_hash|key_hash|token_hash|whsec_/);
 
     const deleted = await h.app.inject({

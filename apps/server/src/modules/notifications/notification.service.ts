@@ -75,6 +75,17 @@ export function toNotificationView(row: {
   };
 }
 
+/** A user's preferences as the API shows them; the defaults (mail on, webhook off) when never set. */
+export function toPreferencesView(
+  row: { email_enabled: number; webhook_enabled: number; webhook_url: string | null } | undefined,
+): PreferencesView {
+  return {
+    emailEnabled: row ? row.email_enabled === 1 : true,
+    webhookEnabled: row?.webhook_enabled === 1,
+    webhookUrl: row?.webhook_url ?? null,
+  };
+}
+
 export function createNotificationService(deps: NotificationServiceDeps) {
   const { storage, clock, newId, logger, mailer, outbound, hub } = deps;
   const { db } = storage;
@@ -85,11 +96,7 @@ export function createNotificationService(deps: NotificationServiceDeps) {
       .selectAll()
       .where("user_id", "=", userId)
       .executeTakeFirst();
-    return {
-      emailEnabled: row ? row.email_enabled === 1 : true,
-      webhookEnabled: row?.webhook_enabled === 1,
-      webhookUrl: row?.webhook_url ?? null,
-    };
+    return toPreferencesView(row);
   }
 
   async function sendChannels(userId: string, view: NotificationView): Promise<void> {

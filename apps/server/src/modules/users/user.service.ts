@@ -7,7 +7,7 @@ import type { Plan, UserRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { ApiKeyService } from "../api-keys/api-key.service.js";
 import { toBodyView } from "../logs/body-view.js";
-import { toNotificationView } from "../notifications/notification.service.js";
+import { toNotificationView, toPreferencesView } from "../notifications/notification.service.js";
 import { effectivePlan } from "../plans/plan-limits.js";
 
 /** Logs deleted per statement when their account is deleted (as retention). */
@@ -131,6 +131,11 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
         .where("user_id", "=", id)
         .orderBy("id")
         .execute();
+      const preferences = await db
+        .selectFrom("notification_preferences")
+        .select(["email_enabled", "webhook_enabled", "webhook_url"])
+        .where("user_id", "=", id)
+        .executeTakeFirst();
       const oauth = await db
         .selectFrom("oauth_accounts")
         .select(["provider", "created_at"])
@@ -189,6 +194,7 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
           })),
         })),
         notifications: notifications.map(toNotificationView),
+        notificationPreferences: toPreferencesView(preferences),
       };
     },
 
