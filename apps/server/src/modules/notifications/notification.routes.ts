@@ -1,21 +1,8 @@
-import { lookup } from "node:dns/promises";
 import { listNotificationsQuery, updatePreferencesBody } from "@mitte/contract";
 import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors.js";
-import type { AddressPolicy } from "../../lib/ssrf-guard.js";
+import { type AddressPolicy, blockedIpLiteral } from "../../lib/ssrf-guard.js";
 import type { NotificationService } from "./notification.service.js";
-
-/** Refuses a channel URL whose host resolves to an address the SSRF guard would block anyway. */
-async function privateAddressOf(url: string, policy: AddressPolicy): Promise<string | null> {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
-  let addresses: string[];
-  try {
-    addresses = (await lookup(host, { all: true, verbatim: true })).map((entry) => entry.address);
-  } catch {
-    return null; // Unresolvable now; the guard decides at send time.
-  }
-  return addresses.find((address) => !policy.check(address).allowed) ?? null;
-}
 
 export async function notificationRoutes(
   app: FastifyInstance,
@@ -39,14 +26,11 @@ export async function notificationRoutes(
 
   app.put("/api/v1/notification-preferences", async (request) => {
     const patch = updatePreferencesBody.parse(request.body);
-    if (patch.webhookUrl) {
-      const blocked = await privateAddressOf(patch.webhookUrl, policy);
-      if (blocked)
-        throw new AppError(
-          "validation_failed",
-          `webhookUrl: points at a private or internal address (${blocked}).`,
-        );
-    }
+    // As for endpoint targets: an IP literal the guard blocks is refused now; a name is resolved and checked
+    // at every send, never here (resolving it here would tell the caller what Mitte's internal DNS knows).
+    const reason = patch.webhookUrl ? blockedIpLiteral(patch.webhookUrl, policy) : null;
+    if (reason)
+      throw new AppError("validation_failed", `webhookUrl: a private or internal address (${reason}).`);
     const next = { ...patch } as Parameters<NotificationService["updatePreferences"]>[1];
     return notifications.updatePreferences(request.userId, next);
   });

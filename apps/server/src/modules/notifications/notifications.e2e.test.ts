@@ -195,6 +195,15 @@ describe("outbound webhook channel", () => {
       expect(put.statusCode, webhookUrl).toBe(400);
       expect(put.json().error.message).toContain("private");
     }
+    // A name is not resolved when saved (that would answer what it resolves to); the guard checks it per send.
+    const named = await h.app.inject({
+      method: "PUT",
+      url: "/api/v1/notification-preferences",
+      headers: user.headers,
+      payload: { webhookUrl: "https://localhost/notify" },
+    });
+    expect(named.statusCode).toBe(200);
+    expect(named.body).not.toMatch(/127\.0\.0\.1|::1/);
   });
 
   it("gives up on a hanging target after 5 s without delaying deliveries or the caller", async () => {
