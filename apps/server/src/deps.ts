@@ -59,7 +59,11 @@ export interface Deps {
    * Closes every adapter in dependency order. `afterQueue` runs once the queue stopped (no handler runs
    * any more) and before storage closes: the place to flush buffered writes.
    */
-  close(options?: { graceMs?: number; afterQueue?: () => Promise<void> }): Promise<void>;
+  close(options?: {
+    graceMs?: number;
+    onGraceEnd?: () => void;
+    afterQueue?: () => Promise<void>;
+  }): Promise<void>;
 }
 
 export type DepsOverrides = Partial<
@@ -196,9 +200,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       createRateLimiter: (_scope, limit, windowMs, blockMs) =>
         new MemoryRateLimiter(limit, windowMs, blockMs),
       brokerReady: () => true,
-      async close({ graceMs, afterQueue } = {}) {
+      async close({ graceMs, onGraceEnd, afterQueue } = {}) {
         await periodic.close();
-        await queue.close(graceMs);
+        await queue.close(graceMs, onGraceEnd);
         await afterQueue?.();
         await outbound.close();
         await storage.close();
@@ -260,9 +264,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     createRateLimiter: (scope, limit, windowMs, blockMs) =>
       new RedisRateLimiter(counters, `${redisPrefix}:rl:${scope}`, limit, windowMs, blockMs),
     brokerReady: () => redis.status === "ready" && counters.status === "ready",
-    async close({ graceMs, afterQueue } = {}) {
+    async close({ graceMs, onGraceEnd, afterQueue } = {}) {
       await periodic.close();
-      await queue.close(graceMs);
+      await queue.close(graceMs, onGraceEnd);
       await afterQueue?.();
       await usage.close();
       await pubsub.close();

@@ -85,9 +85,10 @@ async function start(config: Config, overrides: DepsOverrides): Promise<RunningM
     url,
     close(graceMs = config.delivery.shutdownGraceMs) {
       closing ??= (async () => {
-        // Requests in flight get the grace period too. Node stops its request-timeout checks once the
-        // server closes, so a sender trickling a body would otherwise hold the stop forever; one cut off
-        // here was never answered 202, so its sender sends it again.
+        // One grace period for the whole stop: requests in flight and running deliveries share it.
+        const deadline = Date.now() + graceMs;
+        // Node stops its request-timeout checks once the server closes, so a sender trickling a body would
+        // hold the stop forever; a request cut off here was never answered 202, so its sender sends it again.
         const cutRequests = setTimeout(() => app.server.closeAllConnections(), graceMs);
         try {
           await app.close();
@@ -96,15 +97,13 @@ async function start(config: Config, overrides: DepsOverrides): Promise<RunningM
         }
         await services.ingest.flush();
         // Deliveries still waiting on their targets when the grace period ends are cut short and handed
-        // back. This cannot wait for the queue's close to return: BullMQ's close waits for every running
-        // job (a forced close joins the graceful one), so hung attempts would run to their timeout and be
-        // recorded as failures (on Free, the webhook's only attempt).
-        const abandon = setTimeout(() => services.delivery.abandon(), graceMs);
-        try {
-          await deps.close({ graceMs, afterQueue: () => services.afterQueueClosed() });
-        } finally {
-          clearTimeout(abandon);
-        }
+        // back (the queue calls onGraceEnd once it has stopped fetching): left to run, they would end at
+        // their timeout and be recorded as failures (on Free, the webhook's only attempt).
+        await deps.close({
+          graceMs: Math.max(0, deadline - Date.now()),
+          onGraceEnd: () => services.delivery.abandon(),
+          afterQueue: () => services.afterQueueClosed(),
+        });
       })();
       return closing;
     },

@@ -51,6 +51,10 @@ export interface DeliveryQueue {
   depth(): Promise<number>;
   /** False while the queue cannot accept or hand out jobs (broker down, consumer stuck). */
   isReady(): boolean;
-  /** Stop taking jobs; waits for in-flight handlers up to `graceMs`, then releases what is left. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Stop taking jobs; waits for in-flight handlers up to `graceMs`, then releases what is left. `onGraceEnd`
+   * runs when the grace period ends with handlers still running (after fetching stopped), so the caller can
+   * cut them short; the close then waits for them to return.
+   */
+  close(graceMs?: number, onGraceEnd?: () => void): Promise<void>;
 }

@@ -173,6 +173,29 @@ describe("ingest → store → queue → signed forward", () => {
   });
 });
 
+describe("shutdown hand-back", () => {
+  beforeEach(async () => {
+    h = await createHarness();
+    sink = await startSink();
+  });
+
+  it("an attempt that would start after abandon() sends nothing, records nothing and stays queued", async () => {
+    const user = await h.createUser("free");
+    const endpoint = await h.createEndpoint(user.headers, { name: "e", targetUrl: sink.url });
+    const { id } = (
+      await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
+    ).json();
+    await h.services.ingest.flush();
+    // abandon() lands while the attempt loads its log, after its first check and before it would send.
+    const delivering = h.services.delivery.deliver({ logId: id, endpointId: endpoint.id });
+    h.services.delivery.abandon();
+    expect(await delivering).toEqual({ kind: "retry", runAtMs: h.clock.now() });
+    await h.services.delivery.flush();
+    expect(sink.received).toHaveLength(0);
+    expect(await logDetail(user.headers, id)).toMatchObject({ status: "queued", attempts: 0 });
+  });
+});
+
 describe("retries follow the plan", () => {
   beforeEach(async () => {
     h = await createHarness();

@@ -125,6 +125,9 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
       );
     }
     const url = targetUrlWithQuery(endpoint.targetUrl, log.query);
+    // Abandoned while the log and endpoint loaded: do not start an attempt nothing would cut short. From
+    // here to the request's registration in `sending` nothing awaits, so abandon() cannot fall in between.
+    if (abandoned) return handBack();
 
     // The log says "delivering" only for attempts still running after a moment. Most finish within
     // milliseconds, and marking each of them first cost a second write of its row (about a sixth of
@@ -145,7 +148,9 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
       inFlight: sending,
     });
     clearTimeout(markStarted);
-    if (abandoned) return handBack();
+    // Cut short by abandon(): not the target's failure. An answer that did arrive is recorded as usual
+    // (handing it back would deliver the webhook twice).
+    if (abandoned && result.kind === "error") return handBack();
 
     const outcome = describeResult(result);
     const finishedAt = clock.now();

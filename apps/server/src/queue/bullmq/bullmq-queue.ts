@@ -214,7 +214,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     return this.#worker.isRunning() && this.#handoverWorker?.isRunning() === true && !this.#stuck;
   }
 
-  async close(graceMs = 10_000): Promise<void> {
+  async close(graceMs = 10_000, onGraceEnd?: () => void): Promise<void> {
     this.#closing = true;
     clearInterval(this.#watchdog);
     await this.#handoverWriter.flush();
@@ -228,7 +228,12 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
     // stalled-job check hands them to another worker (nothing is lost, the delivery may repeat).
     const graceful = Promise.all(workers.map((w) => w.close())).then(() => true);
     const timedOut = new Promise<false>((resolve) => setTimeout(resolve, graceMs, false).unref());
-    if (!(await Promise.race([graceful, timedOut]))) await Promise.all(workers.map((w) => w.close(true)));
+    if (!(await Promise.race([graceful, timedOut]))) {
+      // A forced close joins the graceful one (it waits for running jobs all the same), so the jobs still
+      // running are cut short first: they hand themselves back while the workers can still move them.
+      onGraceEnd?.();
+      await Promise.all(workers.map((w) => w.close(true)));
+    }
     await Promise.all([this.#queue.close(), this.#handovers.close()]);
   }
 

@@ -258,7 +258,7 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
    * Stops claiming and waits up to `graceMs` for running handlers. What does not finish needs no
    * release: its log is still pending, and the next start claims it again.
    */
-  async close(graceMs = 10_000): Promise<void> {
+  async close(graceMs = 10_000, onGraceEnd?: () => void): Promise<void> {
     this.#closing = true;
     this.#wake();
     await this.#loop;
@@ -272,6 +272,14 @@ export class EmbeddedDeliveryQueue implements DeliveryQueue {
         { jobs: this.#inFlight.size },
         "unfinished deliveries at shutdown; they run again at the next start",
       );
+      if (onGraceEnd) {
+        // Cut short, they return promptly; bounded all the same, since a handler may be stuck elsewhere.
+        onGraceEnd();
+        const settled = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 5_000);
+        });
+        await Promise.race([drained, settled]);
+      }
     }
     clearTimeout(timer);
   }
