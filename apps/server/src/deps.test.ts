@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -38,5 +38,15 @@ describe("createDeps", () => {
     // The right key still opens them.
     const again = await createDeps(config("11".repeat(32)));
     await again.close({ graceMs: 0 });
+  });
+
+  it("refuses a data directory whose database lost its secret.key, without writing a new key", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "mitte-key-"));
+    dirs.push(dataDir);
+    const config = loadConfig({ MITTE_DATA_DIR: dataDir, LOG_LEVEL: "silent" });
+    await (await createDeps(config)).close({ graceMs: 0 });
+    rmSync(join(dataDir, "secret.key"));
+    await expect(createDeps(config)).rejects.toThrow(/secret.key is missing beside an existing database/);
+    expect(existsSync(join(dataDir, "secret.key"))).toBe(false);
   });
 });

@@ -51,6 +51,9 @@ async function start(config: Config, overrides: DepsOverrides): Promise<RunningM
   try {
     await app.listen({ port: config.http.port, host: config.http.host });
   } catch (error) {
+    // Opened so far, closed again: the process may go on (tests, Mitte embedded in another program).
+    await app.close().catch(() => {});
+    await deps.close({ graceMs: 0 }).catch(() => {});
     // Node's own words ("getaddrinfo ENOTFOUND x") do not say which setting to change.
     throw new Error(
       `Cannot listen on ${config.http.host}:${config.http.port} (HOST, PORT): ${(error as Error).message}`,

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ConfigError } from "../config.js";
 
 /** Parses a 32-byte key given as 64 hex characters or base64/base64url. */
 export function parseSecretKey(value: string): Buffer {
@@ -17,6 +18,13 @@ export function parseSecretKey(value: string): Buffer {
 export function loadOrCreateSecretKeyFile(dataDir: string): Buffer {
   const path = join(dataDir, "secret.key");
   if (existsSync(path)) return parseSecretKey(readFileSync(path, "utf8"));
+  // A database without its key was moved or restored without it: a new key would not open its secrets,
+  // and writing one would leave the operator a file to delete before restoring the right one.
+  if (existsSync(join(dataDir, "mitte.db"))) {
+    throw new ConfigError(
+      `Invalid configuration:\n  ${path} is missing beside an existing database: restore the secret.key it was created with, or set MITTE_SECRET_KEY.`,
+    );
+  }
   mkdirSync(dataDir, { recursive: true });
   const key = randomBytes(32);
   writeFileSync(path, `${key.toString("hex")}\n`, { mode: 0o600, flag: "wx" });

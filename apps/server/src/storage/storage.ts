@@ -1,5 +1,5 @@
 import type { CompiledQuery, Kysely, Migration, MigrationProvider } from "kysely";
-import { Migrator } from "kysely";
+import { Migrator, sql } from "kysely";
 import type { Dialect } from "./dialect.js";
 import * as initial from "./migrations/001-initial.js";
 import * as logStatusIndex from "./migrations/002-log-status-index.js";
@@ -58,11 +58,15 @@ export async function migrateToLatest(storage: Storage): Promise<void> {
       return Object.fromEntries(entries);
     },
   };
+  // SQLite keeps temporary data in memory (see sqlitePragmas), but a migration that builds an index over a
+  // large table sorts through temporary storage: in memory that cost hundreds of MB for 3 million logs.
+  if (storage.dialect === "sqlite") await sql`pragma temp_store = file`.execute(storage.db);
   const { error, results } = await new Migrator({
     db: storage.db,
     provider,
     ...(storage.schema ? { migrationTableSchema: storage.schema } : {}),
   }).migrateToLatest();
+  if (storage.dialect === "sqlite") await sql`pragma temp_store = memory`.execute(storage.db);
   if (error) {
     const failed = results?.find((result) => result.status === "Error")?.migrationName;
     const why = error instanceof Error ? error.message : String(error);

@@ -1,3 +1,4 @@
+import { DeleteQueryNode, type KyselyPlugin, TableNode } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHarness, type Harness } from "../../test-support/harness.js";
 import { startSink } from "../../test-support/sink.js";
@@ -118,9 +119,21 @@ describe("endpoints API", () => {
       };
       expect(await countFor(doomed.id)).toEqual({ logs: 20, attempts: 20 });
 
-      // 7 a batch: 20 logs take three full batches and a short one.
+      // Counts the DELETE statements the service runs, by table.
+      const deletes: string[] = [];
+      const countDeletes: KyselyPlugin = {
+        transformQuery({ node }) {
+          if (DeleteQueryNode.is(node)) {
+            const table = node.from.froms[0];
+            deletes.push(table && TableNode.is(table) ? table.table.identifier.name : "?");
+          }
+          return node;
+        },
+        transformResult: async ({ result }) => result,
+      };
+      // 7 a batch: 20 logs take two full batches and a short one, then the endpoint's row goes.
       const endpoints = createEndpointService({
-        storage: h.deps.storage,
+        storage: { ...h.deps.storage, db: h.db.withPlugin(countDeletes) },
         clock: h.clock,
         newId: h.deps.newId,
         secretBox: h.deps.secretBox,
@@ -130,6 +143,7 @@ describe("endpoints API", () => {
         logPurgeBatchSize: 7,
       });
       expect(await endpoints.remove(user.userId, doomed.id)).toBe(true);
+      expect(deletes).toEqual(["webhook_logs", "webhook_logs", "webhook_logs", "endpoints"]);
       expect(await countFor(doomed.id)).toEqual({ logs: 0, attempts: 0 });
       expect(await countFor(kept.id)).toEqual({ logs: 3, attempts: 3 });
       const gone = await h.app.inject({

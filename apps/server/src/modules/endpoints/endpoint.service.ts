@@ -4,7 +4,7 @@ import type { SecretBox } from "../../lib/crypto.js";
 import { type IdGenerator, newEndpointSlug, newSigningSecret } from "../../lib/ids.js";
 import { toPage } from "../../lib/pagination.js";
 import type { DeliveryQueue } from "../../queue/queue.js";
-import { deleteInBatches } from "../../storage/delete-in-batches.js";
+import { deleteLogsOf } from "../../storage/delete-in-batches.js";
 import type { EndpointRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import { limitsFor } from "../plans/plan-limits.js";
@@ -183,19 +183,7 @@ export function createEndpointService(deps: EndpointServiceDeps) {
       // The logs (and, by cascade, their attempts) go first, in bounded batches: a busy endpoint's 100,000
       // logs cascading from one delete held SQLite's only writer for most of a second, and every user's
       // ingest waited. Webhooks that arrive meanwhile are stored, then go with the endpoint's row below.
-      const batchSize = deps.logPurgeBatchSize ?? 1_000;
-      await deleteInBatches(batchSize, () =>
-        db
-          .deleteFrom("webhook_logs")
-          .where("id", "in", (eb) =>
-            eb
-              .selectFrom("webhook_logs")
-              .select("webhook_logs.id")
-              .where("webhook_logs.endpoint_id", "=", id)
-              .limit(batchSize),
-          )
-          .executeTakeFirstOrThrow(),
-      );
+      await deleteLogsOf(db, { endpointId: id }, deps.logPurgeBatchSize ?? 1_000);
       await db.deleteFrom("endpoints").where("id", "=", id).where("user_id", "=", userId).execute();
       await directory.invalidate(row);
       return true;

@@ -2,7 +2,7 @@ import type { MeView } from "@mitte/contract";
 import type { Clock } from "../../lib/clock.js";
 import type { IdGenerator } from "../../lib/ids.js";
 import { listOutbox } from "../../lib/mailer.js";
-import { deleteInBatches } from "../../storage/delete-in-batches.js";
+import { deleteLogsOf } from "../../storage/delete-in-batches.js";
 import type { Plan, UserRow } from "../../storage/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import type { ApiKeyService } from "../api-keys/api-key.service.js";
@@ -206,18 +206,7 @@ export function createUserService({ storage, clock, newId, apiKeys }: UserServic
     async deleteAccount(id: string): Promise<void> {
       const user = await db.selectFrom("users").select("email").where("id", "=", id).executeTakeFirst();
       if (!user) return;
-      await deleteInBatches(ACCOUNT_PURGE_BATCH, () =>
-        db
-          .deleteFrom("webhook_logs")
-          .where("id", "in", (eb) =>
-            eb
-              .selectFrom("webhook_logs")
-              .select("webhook_logs.id")
-              .where("webhook_logs.user_id", "=", id)
-              .limit(ACCOUNT_PURGE_BATCH),
-          )
-          .executeTakeFirstOrThrow(),
-      );
+      await deleteLogsOf(db, { userId: id }, ACCOUNT_PURGE_BATCH);
       await db.deleteFrom("users").where("id", "=", id).execute();
       await db.deleteFrom("mail_outbox").where("to_address", "=", user.email).execute();
     },

@@ -37,7 +37,6 @@ describe("lockDataDir", () => {
     }
     // The lock is the operating system's: it ended with the killed process.
     const next = await startMitteProcess(env);
-    // At once after /healthz answers: the signal handlers are in place before the server listens.
     next.child.kill("SIGTERM");
     expect(await next.exited).toBe(0);
   });

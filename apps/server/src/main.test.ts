@@ -1,0 +1,33 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
+import { startMitte } from "./main.js";
+
+describe("startMitte", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("names HOST and PORT when it cannot listen, and leaves the data directory free for another start", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "mitte-listen-"));
+    dirs.push(dataDir);
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as { port: number }).port;
+    const config = (p: number) =>
+      loadConfig({ MITTE_DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: String(p), LOG_LEVEL: "silent" });
+    try {
+      await expect(startMitte(config(port))).rejects.toThrow(
+        `Cannot listen on 127.0.0.1:${port} (HOST, PORT): listen EADDRINUSE`,
+      );
+    } finally {
+      taken.close();
+    }
+    const mitte = await startMitte(config(0));
+    await mitte.close(0);
+  });
+});
