@@ -30,6 +30,9 @@ describe("config", () => {
 
   it("fails at boot naming the variable", () => {
     expect(() => loadConfig({ PORT: "eighty" })).toThrow(ConfigError);
+    expect(() => loadConfig({ PORT: "0x10" })).toThrow(/PORT: expected a whole number/);
+    expect(() => loadConfig({ MITTE_DELIVERY_TIMEOUT_MS: "1e4" })).toThrow(/MITTE_DELIVERY_TIMEOUT_MS/);
+    expect(loadConfig({ PORT: " 8080 " }).http.port).toBe(8080);
     expect(() => loadConfig({ MITTE_DELIVERY_TIMEOUT_MS: "5" })).toThrow(/MITTE_DELIVERY_TIMEOUT_MS/);
     expect(() => loadConfig({ MITTE_REQUEST_TIMEOUT_MS: "0" })).toThrow(/MITTE_REQUEST_TIMEOUT_MS/);
     expect(() => loadConfig({ MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32,notacidr" })).toThrow(

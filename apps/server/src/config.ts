@@ -9,7 +9,14 @@ const boolFromEnv = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((value) => value === "true" || value === "1" || value === "yes");
 
-const intFromEnv = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+// Digits only: Number() also reads "0x10" as 16 and "1e3" as 1000, which nobody means in a port or a limit.
+const intFromEnv = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "expected a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 
 const envSchema = z.object({
   // http
