@@ -182,11 +182,19 @@ export async function buildApp(
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_request, reply) => {
+  app.get("/readyz", async (request, reply) => {
     try {
       await sql`select 1`.execute(deps.storage.db);
     } catch {
       return reply.code(503).send(errorBody("service_unavailable", "The database is not reachable."));
+    }
+    try {
+      deps.storage.check?.();
+    } catch (error) {
+      request.log.error({ err: error }, "database file lost");
+      return reply
+        .code(503)
+        .send(errorBody("service_unavailable", "The database file was deleted or replaced; restart Mitte."));
     }
     if (!deps.brokerReady() || !deps.queue.isReady()) {
       return reply

@@ -148,6 +148,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
           synchronous: config.storage.sqliteSynchronous,
         }));
   await migrateToLatest(storage);
+  storage.check?.(); // pins the SQLite file's identity for /readyz
   const addressPolicy = createAddressPolicy(config.delivery.allowPrivateTargets);
   const outbound = overrides.outbound ?? createOutboundHttp({ policy: addressPolicy });
   const newId = overrides.newId ?? createIdGenerator(clock);

@@ -30,4 +30,25 @@ describe("startMitte", () => {
     const mitte = await startMitte(config(0));
     await mitte.close(0);
   });
+
+  it("is no longer ready once its SQLite file is deleted under it", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "mitte-readyz-"));
+    dirs.push(dataDir);
+    const mitte = await startMitte(
+      loadConfig({ MITTE_DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "silent" }),
+    );
+    try {
+      expect((await fetch(`${mitte.url}/readyz`)).status).toBe(200);
+      // Queries keep answering from the unlinked file; everything written from now on would be lost.
+      for (const file of ["mitte.db", "mitte.db-wal", "mitte.db-shm"])
+        rmSync(join(dataDir, file), { force: true });
+      const ready = await fetch(`${mitte.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { error: { message: string } }).error.message).toBe(
+        "The database file was deleted or replaced; restart Mitte.",
+      );
+    } finally {
+      await mitte.close(0);
+    }
+  });
 });

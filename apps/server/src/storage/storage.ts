@@ -24,6 +24,11 @@ export interface Storage {
    * first and send them in one go: one round trip to SQLite's thread instead of one per statement.
    */
   executeBatch(queries: readonly CompiledQuery[], options?: BatchOptions): Promise<void>;
+  /**
+   * Throws when the storage can no longer be trusted though queries still answer: a SQLite file deleted or
+   * replaced under the running process keeps working on the unlinked file, and everything written is lost.
+   */
+  check?(): void;
   close(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Kysely } from "kysely";
 import type { Database } from "../schema.js";
@@ -32,9 +32,18 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   if (options.filename !== ":memory:") mkdirSync(dirname(options.filename), { recursive: true });
   const thread = new SqliteThread(options.filename, sqlitePragmas(options.synchronous));
   const db = new Kysely<Database>({ dialect: new ThreadedSqliteDialect(thread) });
+  /** The file's inode when first checked (start-up): the same path with another inode is another file. */
+  let inode: number | undefined;
   return {
     db,
     dialect: "sqlite",
+    check() {
+      if (options.filename === ":memory:") return;
+      const stats = statSync(options.filename, { throwIfNoEntry: false });
+      if (!stats) throw new Error(`${options.filename} was deleted while Mitte runs`);
+      inode ??= stats.ino;
+      if (stats.ino !== inode) throw new Error(`${options.filename} was replaced while Mitte runs`);
+    },
     // Always one transaction on SQLite's thread, which is what `independent` allows anyway.
     async executeBatch(queries) {
       if (queries.length === 0) return;
