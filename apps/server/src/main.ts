@@ -91,7 +91,8 @@ async function start(config: Config, overrides: DepsOverrides): Promise<RunningM
         // One grace period for the whole stop: requests in flight and running deliveries share it.
         const deadline = Date.now() + graceMs;
         // Node stops its request-timeout checks once the server closes, so a sender trickling a body would
-        // hold the stop forever; a request cut off here was never answered 202, so its sender sends it again.
+        // hold the stop forever. A request cut off here gets no answer and its sender sends it again (stored
+        // twice if its commit had just finished: at-least-once, nothing lost).
         const cutRequests = setTimeout(() => app.server.closeAllConnections(), graceMs);
         try {
           await app.close();
