@@ -1,19 +1,14 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../../server/src/test-support/mitte-process.js";
+import { useTempDirs } from "../../server/src/test-support/temp-dirs.js";
 
 describe("mitte user set-plan", () => {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
+  const tempDir = useTempDirs();
 
   it("requires --plan instead of moving the user to Free", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "mitte-cli-"));
-    dirs.push(dataDir);
+    const dataDir = tempDir("cli");
     const env = { MITTE_DATA_DIR: dataDir };
     await runCli(["user", "create", "--email", "pro@example.com", "--plan", "pro", "--json"], env);
     const forgotten = runCli(["user", "set-plan", "--email", "pro@example.com"], env);

@@ -1,20 +1,16 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.js";
 import { createDeps } from "./deps.js";
 import { createServices } from "./services.js";
+import { useTempDirs } from "./test-support/temp-dirs.js";
 
 describe("createDeps", () => {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
+  const tempDir = useTempDirs();
 
   it("refuses to start with a key that does not open the stored signing secrets", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "mitte-key-"));
-    dirs.push(dataDir);
+    const dataDir = tempDir("key");
     const config = (key: string) =>
       loadConfig({ MITTE_DATA_DIR: dataDir, MITTE_SECRET_KEY: key, LOG_LEVEL: "silent" });
     const deps = await createDeps(config("11".repeat(32)));
@@ -41,8 +37,7 @@ describe("createDeps", () => {
   });
 
   it("refuses a data directory whose database lost its secret.key, without writing a new key", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "mitte-key-"));
-    dirs.push(dataDir);
+    const dataDir = tempDir("key");
     const config = loadConfig({ MITTE_DATA_DIR: dataDir, LOG_LEVEL: "silent" });
     await (await createDeps(config)).close({ graceMs: 0 });
     rmSync(join(dataDir, "secret.key"));

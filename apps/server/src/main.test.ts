@@ -1,20 +1,16 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "./config.js";
 import { startMitte } from "./main.js";
+import { useTempDirs } from "./test-support/temp-dirs.js";
 
 describe("startMitte", () => {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
+  const tempDir = useTempDirs();
 
   it("names HOST and PORT when it cannot listen, and leaves the data directory free for another start", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "mitte-listen-"));
-    dirs.push(dataDir);
+    const dataDir = tempDir("listen");
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const port = (taken.address() as { port: number }).port;
@@ -32,8 +28,7 @@ describe("startMitte", () => {
   });
 
   it("is no longer ready once its SQLite file is deleted under it", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "mitte-readyz-"));
-    dirs.push(dataDir);
+    const dataDir = tempDir("readyz");
     const mitte = await startMitte(
       loadConfig({ MITTE_DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "silent" }),
     );

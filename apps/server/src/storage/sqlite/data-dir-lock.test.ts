@@ -1,19 +1,15 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { startMitteProcess } from "../../test-support/mitte-process.js";
+import { useTempDirs } from "../../test-support/temp-dirs.js";
 import { DataDirInUseError, lockDataDir } from "./data-dir-lock.js";
 
 describe("lockDataDir", () => {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
+  const tempDir = useTempDirs();
 
   it("lets one holder have a data directory at a time, and the next one after release", () => {
-    const dataDir = join(mkdtempSync(join(tmpdir(), "mitte-lock-")), "data");
-    dirs.push(dataDir);
+    // A directory that does not exist yet: the lock creates it.
+    const dataDir = join(tempDir("lock"), "data");
     const first = lockDataDir(dataDir);
     expect(() => lockDataDir(dataDir)).toThrow(DataDirInUseError);
     expect(() => lockDataDir(dataDir)).toThrow(/Another Mitte server is running on/);
@@ -24,8 +20,7 @@ describe("lockDataDir", () => {
   });
 
   it("refuses a second `mitte start` on the same data directory, and allows one after the first is killed", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "mitte-lock-"));
-    dirs.push(dataDir);
+    const dataDir = tempDir("lock");
     const env = { MITTE_DATA_DIR: dataDir };
     const first = await startMitteProcess(env);
     try {

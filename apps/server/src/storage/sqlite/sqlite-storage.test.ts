@@ -1,20 +1,15 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { useTempDirs } from "../../test-support/temp-dirs.js";
 import { migrateToLatest } from "../storage.js";
 import { openSqliteStorage } from "./sqlite-storage.js";
 
 describe("openSqliteStorage", () => {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
+  const tempDir = useTempDirs();
 
   it("opens the database in WAL mode, foreign keys on and statement journals kept in memory", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mitte-sqlite-"));
-    dirs.push(dir);
+    const dir = tempDir("sqlite");
     const storage = openSqliteStorage({ filename: join(dir, "mitte.db") });
     try {
       const pragma = async (name: string) =>
