@@ -76,6 +76,18 @@ export async function startMitteProcess(
   return { child, url, output: () => output, exited };
 }
 
+/** What a process under test needs in either mode: loopback targets allowed (the sinks), no rate limits. */
+const PROCESS_TEST_ENV = {
+  MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32",
+  MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: "0",
+  MITTE_RATE_LIMIT_IP_PER_MIN: "0",
+};
+
+/** Environment of an embedded-mode process in tests, on `dataDir`. */
+export function embeddedProcessEnv(dataDir: string): Record<string, string> {
+  return { MITTE_DATA_DIR: dataDir, ...PROCESS_TEST_ENV };
+}
+
 /** Environment of a scale-mode process in tests: fast reconciler and short timeouts so recovery is quick. */
 export function scaleProcessEnv(options: {
   databaseUrl: string;
@@ -90,24 +102,23 @@ export function scaleProcessEnv(options: {
     REDIS_URL: options.redisUrl,
     ...(options.prefix ? { MITTE_REDIS_PREFIX: options.prefix } : {}),
     MITTE_SECRET_KEY: "11".repeat(32),
-    MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32",
-    MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: "0",
-    MITTE_RATE_LIMIT_IP_PER_MIN: "0",
+    ...PROCESS_TEST_ENV,
     MITTE_DELIVERY_TIMEOUT_MS: "2000",
     MITTE_RECONCILE_EVERY_MS: "1000",
     MITTE_RECONCILE_AFTER_MS: "3000",
   };
 }
 
-/** Creates a Pro user with the CLI and an endpoint through the REST API of a running process. */
+/** Creates a user (Pro unless told) with the CLI and an endpoint through the REST API of a running process. */
 export async function provisionEndpoint(
   env: Record<string, string>,
   apiUrl: string,
   email: string,
   targetUrl: string,
+  plan: "free" | "pro" = "pro",
 ) {
   const { apiKey } = JSON.parse(
-    await runCli(["user", "create", "--email", email, "--plan", "pro", "--json"], env),
+    await runCli(["user", "create", "--email", email, "--plan", plan, "--json"], env),
   ) as { apiKey: string };
   const created = await fetch(`${apiUrl}/api/v1/endpoints`, {
     method: "POST",
@@ -118,4 +129,35 @@ export async function provisionEndpoint(
     throw new Error(`creating the endpoint failed: ${created.status} ${await created.text()}`);
   const endpoint = (await created.json()) as { id: string; slug: string };
   return { apiKey, ...endpoint };
+}
+
+/** Sends one webhook to a running process; returns its log id (the request must get its 202). */
+export async function sendWebhook(apiUrl: string, slug: string, body: unknown = {}): Promise<string> {
+  const response = await fetch(`${apiUrl}/api/v1/h/${slug}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== 202)
+    throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
+  return ((await response.json()) as { id: string }).id;
+}
+
+/** Polls a log through the REST API until it has `status` (up to `timeoutMs`); returns the last answer. */
+export async function waitForLogStatus(
+  apiUrl: string,
+  apiKey: string,
+  id: string,
+  status: string,
+  timeoutMs = 15_000,
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${apiUrl}/api/v1/logs/${id}`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    const log = (await response.json()) as Record<string, unknown>;
+    if (log.status === status || Date.now() > deadline) return log;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHangingTarget, waitFor } from "../../test-support/hanging-target.js";
 import {
   type MitteProcess,
-  runCli,
+  provisionEndpoint,
   scaleProcessEnv,
+  sendWebhook,
   startMitteProcess,
+  waitForLogStatus,
 } from "../../test-support/mitte-process.js";
 import { createTestSchema, testDatabaseUrl, testRedisUrl } from "../../test-support/test-storage.js";
 
@@ -50,23 +52,8 @@ describe("scale mode: SIGTERM to a worker with a delivery hung on its target", (
       startMitteProcess({ ...env, MITTE_ROLE: "worker" }),
     ]);
     processes.push(api!, worker!);
-    const { apiKey } = JSON.parse(
-      await runCli(["user", "create", "--email", "free@example.com", "--json"], env),
-    ) as { apiKey: string };
-    const auth = { authorization: `Bearer ${apiKey}` };
-    const created = await fetch(`${api!.url}/api/v1/endpoints`, {
-      method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify({ name: "hung", targetUrl: target.url }),
-    });
-    const endpoint = (await created.json()) as { slug: string };
-    const ingested = await fetch(`${api!.url}/api/v1/h/${endpoint.slug}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: "{}",
-    });
-    expect(ingested.status).toBe(202);
-    const { id } = (await ingested.json()) as { id: string };
+    const { apiKey, slug } = await provisionEndpoint(env, api!.url, "free@example.com", target.url, "free");
+    const id = await sendWebhook(api!.url, slug);
     await waitFor(() => target.deliveryIds.length === 1, "the attempt to reach the target");
 
     // The hung attempt runs for 2 minutes unless shutdown cuts it; the test's own timeout is far shorter.
@@ -77,12 +64,7 @@ describe("scale mode: SIGTERM to a worker with a delivery hung on its target", (
     processes.push(await startMitteProcess({ ...env, MITTE_ROLE: "worker" }));
     await waitFor(() => target.deliveryIds.length === 2, "another worker to deliver the webhook", 30_000);
     expect(target.deliveryIds).toEqual([id, id]);
-    let log: { status?: string; attempts?: number } = {};
-    const deadline = Date.now() + 15_000;
-    while (log.status !== "delivered" && Date.now() < deadline) {
-      log = (await (await fetch(`${api!.url}/api/v1/logs/${id}`, { headers: auth })).json()) as typeof log;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const log = await waitForLogStatus(api!.url, apiKey, id, "delivered");
     // Free plan: one attempt in all, the one after the hand-back; the cut-short one is not counted.
     expect(log).toMatchObject({ status: "delivered", attempts: 1 });
   }, 60_000);

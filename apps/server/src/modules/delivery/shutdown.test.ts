@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHangingTarget, waitFor } from "../../test-support/hanging-target.js";
-import { type MitteProcess, runCli, startMitteProcess } from "../../test-support/mitte-process.js";
+import {
+  embeddedProcessEnv,
+  type MitteProcess,
+  provisionEndpoint,
+  sendWebhook,
+  startMitteProcess,
+  waitForLogStatus,
+} from "../../test-support/mitte-process.js";
 
 /**
  * SIGTERM while a target hangs. Before, the process waited for the hung attempt until the delivery timeout
@@ -28,35 +35,23 @@ afterAll(async () => {
 });
 
 const env = () => ({
-  MITTE_DATA_DIR: dataDir,
-  MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32",
-  MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: "0",
-  MITTE_RATE_LIMIT_IP_PER_MIN: "0",
+  ...embeddedProcessEnv(dataDir),
   MITTE_DELIVERY_TIMEOUT_MS: "120000",
   MITTE_SHUTDOWN_GRACE_MS: "300",
 });
 
 describe("SIGTERM with a delivery hung on its target", () => {
   it("exits after the grace period, counts no attempt, and delivers the webhook after the restart", async () => {
-    const { apiKey } = JSON.parse(
-      await runCli(["user", "create", "--email", "shutdown@example.com", "--json"], env()),
-    ) as { apiKey: string };
-    const auth = { authorization: `Bearer ${apiKey}` };
     mitte = await startMitteProcess(env());
     const port = new URL(mitte.url).port;
-    const created = await fetch(`${mitte.url}/api/v1/endpoints`, {
-      method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify({ name: "hung", targetUrl: target.url }),
-    });
-    const endpoint = (await created.json()) as { slug: string };
-    const ingested = await fetch(`${mitte.url}/api/v1/h/${endpoint.slug}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ event: "order.paid" }),
-    });
-    expect(ingested.status).toBe(202);
-    const { id } = (await ingested.json()) as { id: string };
+    const { apiKey, slug } = await provisionEndpoint(
+      env(),
+      mitte.url,
+      "shutdown@example.com",
+      target.url,
+      "free",
+    );
+    const id = await sendWebhook(mitte.url, slug, { event: "order.paid" });
     await waitFor(() => target.deliveryIds.length === 1, "the attempt to reach the target");
 
     // The hung attempt would hold a graceful close for 2 minutes; the test's own timeout is far shorter.
@@ -68,12 +63,7 @@ describe("SIGTERM with a delivery hung on its target", () => {
     mitte = await startMitteProcess({ ...env(), PORT: port });
     await waitFor(() => target.deliveryIds.length === 2, "the webhook to be delivered again");
     expect(target.deliveryIds).toEqual([id, id]);
-    let log: { status?: string; attempts?: number } = {};
-    const deadline = Date.now() + 15_000;
-    while (log.status !== "delivered" && Date.now() < deadline) {
-      log = (await (await fetch(`${mitte.url}/api/v1/logs/${id}`, { headers: auth })).json()) as typeof log;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const log = await waitForLogStatus(mitte.url, apiKey, id, "delivered");
     // Free plan: one attempt, the one that reached the target after the restart; the cut-short one is not counted.
     expect(log).toMatchObject({ status: "delivered", attempts: 1 });
   }, 60_000);

@@ -3,7 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MitteProcess, runCli, startMitteProcess } from "../../test-support/mitte-process.js";
+import {
+  embeddedProcessEnv,
+  type MitteProcess,
+  runCli,
+  startMitteProcess,
+} from "../../test-support/mitte-process.js";
 import { type Sink, startSink } from "../../test-support/sink.js";
 
 /**
@@ -27,13 +32,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const env = () => ({
-  MITTE_DATA_DIR: dataDir,
-  MITTE_ALLOW_PRIVATE_TARGETS: "127.0.0.1/32",
-  MITTE_RATE_LIMIT_ENDPOINT_PER_MIN: "0",
-  MITTE_RATE_LIMIT_IP_PER_MIN: "0",
-  MITTE_DELIVERY_CONCURRENCY: "8",
-});
+const env = () => ({ ...embeddedProcessEnv(dataDir), MITTE_DELIVERY_CONCURRENCY: "8" });
 
 describe("kill -9 during ingestion and delivery", () => {
   it("delivers every webhook that got a 202 after a restart", async () => {
