@@ -185,11 +185,10 @@ export function createServices(
       await notifications.flushChannels();
     },
     /**
-     * Shutdown, after the queue stopped and its grace period ended: attempts still running are cut short
-     * and handed back, and what finished attempts started is written.
+     * Shutdown, after the queue stopped (attempts still running at the end of its grace period were cut
+     * short by `delivery.abandon()`, its onGraceEnd): writes what finished attempts started.
      */
     async afterQueueClosed(): Promise<void> {
-      delivery.abandon();
       await delivery.flush();
       await this.settle();
     },

@@ -103,6 +103,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       await app.close();
       await deps.close({
         graceMs: 1_000,
+        onGraceEnd: () => services.delivery.abandon(),
         afterQueue: () => services.afterQueueClosed(),
       });
       await drop();

@@ -171,13 +171,6 @@ describe("ingest → store → queue → signed forward", () => {
     const log = await logDetail(user.headers, a.json().id);
     expect(log.requestBody).toEqual({ encoding: "base64", data: bytes.toString("base64"), size: 5 });
   });
-});
-
-describe("shutdown hand-back", () => {
-  beforeEach(async () => {
-    h = await createHarness();
-    sink = await startSink();
-  });
 
   it("an attempt that would start after abandon() sends nothing, records nothing and stays queued", async () => {
     const user = await h.createUser("free");
