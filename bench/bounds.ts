@@ -102,20 +102,28 @@ async function loadRun(url: string, serverPid: number | undefined) {
   return { reqPerSec: reqPerSec(result), cpu: shares };
 }
 
-/** A database Mitte migrated, with a user and an endpoint, for the durable floor server to write into. */
-async function durableFloorDatabase(): Promise<{ dataDir: string; args: string[] }> {
-  const dataDir = makeTempDir("bounds-durable");
+const FLOOR_ENDPOINT_ID = "ep_floor";
+
+/** Adds the endpoint the floors' logs belong to (their foreign key needs one). */
+function insertFloorEndpoint(db: Database.Database, userId: string): void {
+  const now = Date.now();
+  db.prepare(
+    "insert into endpoints (id, user_id, name, slug, target_url, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?)",
+  ).run(FLOOR_ENDPOINT_ID, userId, "floor", "mt_floor00000", "http://127.0.0.1:9/", now, now);
+}
+
+/** A database Mitte's CLI migrated, with a Pro user and the floor endpoint. */
+async function floorDatabase(label: string): Promise<{ dataDir: string; filename: string; userId: string }> {
+  const dataDir = makeTempDir(label);
   const { userId } = await createProUser(dataDir);
-  const db = new Database(`${dataDir}/mitte.db`);
+  const filename = `${dataDir}/mitte.db`;
+  const db = new Database(filename);
   try {
-    const now = Date.now();
-    db.prepare(
-      "insert into endpoints (id, user_id, name, slug, target_url, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?)",
-    ).run("ep_floor", userId, "floor", "mt_floor00000", "http://127.0.0.1:9/", now, now);
+    insertFloorEndpoint(db, userId);
   } finally {
     db.close();
   }
-  return { dataDir, args: [`${dataDir}/mitte.db`, userId, "ep_floor"] };
+  return { dataDir, filename, userId };
 }
 
 async function s1Floor(target: S1Target): Promise<{ reqPerSec: number; cpu: Record<string, number> }> {
@@ -129,9 +137,11 @@ async function s1Floor(target: S1Target): Promise<{ reqPerSec: number; cpu: Reco
     }
   }
   if (target === DURABLE_THREAD || target === DURABLE_INLINE) {
-    const { dataDir, args } = await durableFloorDatabase();
+    const { dataDir, filename, userId } = await floorDatabase("bounds-durable");
     const server = await forkHelper<{ type: string; port: number }>("durable-floor-server.ts", [
-      ...args,
+      filename,
+      userId,
+      FLOOR_ENDPOINT_ID,
       target === DURABLE_INLINE ? "inline" : "thread",
     ]);
     try {
@@ -239,12 +249,7 @@ function sqliteFloorIn(dataDir: string, perCommit: number, total: number) {
   try {
     for (const pragma of sqlitePragmas()) target.pragma(pragma);
     const userId = (target.prepare("select id from users").get() as { id: string }).id;
-    const now = Date.now();
-    target
-      .prepare(
-        "insert into endpoints (id, user_id, name, slug, target_url, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run("ep_bounds", userId, "bounds", "mt_bounds000", "http://127.0.0.1:9/", now, now);
+    insertFloorEndpoint(target, userId);
     const placeholders = `(${LOG_COLUMNS.map(() => "?").join(", ")})`;
     const insert = target.prepare(
       `insert into webhook_logs (${LOG_COLUMNS.join(", ")}) values ${Array(perCommit).fill(placeholders).join(", ")}`,
@@ -272,7 +277,7 @@ function sqliteFloorIn(dataDir: string, perCommit: number, total: number) {
         const row = queuedLogRow({
           id: newId("log"),
           userId,
-          endpointId: "ep_bounds",
+          endpointId: FLOOR_ENDPOINT_ID,
           method: "POST",
           query: "",
           requestHeaders,
@@ -377,15 +382,10 @@ async function outboundLoop(url: string, bodies: readonly Buffer[], record?: Rec
  * delivery recorder over Mitte's SQLite storage, recording each outcome as a delivery does.
  */
 async function recordingStore(count: number): Promise<{ record: Record_; close: () => Promise<void> }> {
-  const dataDir = makeTempDir("bounds-s4-record");
-  const { userId } = await createProUser(dataDir);
-  const filename = `${dataDir}/mitte.db`;
+  const { dataDir, filename, userId } = await floorDatabase("bounds-s4-record");
   const db = new Database(filename);
   try {
     const now = Date.now();
-    db.prepare(
-      "insert into endpoints (id, user_id, name, slug, target_url, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?)",
-    ).run("ep_floor", userId, "floor", "mt_floor00000", "http://127.0.0.1:9/", now, now);
     const insert = db.prepare(
       `insert into webhook_logs (${LOG_COLUMNS.join(", ")}) values (${LOG_COLUMNS.map(() => "?").join(", ")})`,
     );
@@ -396,7 +396,7 @@ async function recordingStore(count: number): Promise<{ record: Record_; close: 
         const row = queuedLogRow({
           id: `log_${String(n).padStart(26, "0")}`,
           userId,
-          endpointId: "ep_floor",
+          endpointId: FLOOR_ENDPOINT_ID,
           method: "POST",
           query: "",
           requestHeaders,
