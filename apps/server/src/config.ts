@@ -86,15 +86,16 @@ const envSchema = z.object({
   MITTE_ALLOW_PRIVATE_TARGETS: z
     .string()
     .default("")
-    .superRefine((value, ctx) => {
+    .transform((value) =>
+      value
+        .split(",")
+        .map((cidr) => cidr.trim())
+        .filter(Boolean),
+    )
+    .superRefine((cidrs, ctx) => {
       // Checked here, so that a typo is reported with the variable's name like every other bad value.
       try {
-        createAddressPolicy(
-          value
-            .split(",")
-            .map((cidr) => cidr.trim())
-            .filter(Boolean),
-        );
+        createAddressPolicy(cidrs);
       } catch (error) {
         ctx.addIssue({ code: "custom", message: (error as Error).message });
       }
@@ -203,8 +204,13 @@ export interface Config {
   log: { level: Env["LOG_LEVEL"] };
 }
 
+/** A start-up refusal: one line per problem, under one heading, printed without a stack. */
 export class ConfigError extends Error {
   override name = "ConfigError";
+
+  constructor(...problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
 }
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
@@ -216,16 +222,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = envSchema.safeParse(cleaned);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
-    throw new ConfigError(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+    throw new ConfigError(...problems);
   }
   const e = parsed.data;
   if (e.DATABASE_URL && !e.REDIS_URL)
-    throw new ConfigError("Invalid configuration:\n  DATABASE_URL needs REDIS_URL (scale mode uses both).");
+    throw new ConfigError("DATABASE_URL needs REDIS_URL (scale mode uses both).");
   if (e.REDIS_URL && !e.DATABASE_URL)
-    throw new ConfigError("Invalid configuration:\n  REDIS_URL needs DATABASE_URL (scale mode uses both).");
+    throw new ConfigError("REDIS_URL needs DATABASE_URL (scale mode uses both).");
   if (!e.DATABASE_URL && e.MITTE_ROLE !== "all") {
     throw new ConfigError(
-      "Invalid configuration:\n  MITTE_ROLE api/worker needs scale mode (DATABASE_URL and REDIS_URL); embedded mode runs one process.",
+      "MITTE_ROLE api/worker needs scale mode (DATABASE_URL and REDIS_URL); embedded mode runs one process.",
     );
   }
   return {
@@ -263,9 +269,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       concurrency: e.MITTE_DELIVERY_CONCURRENCY,
       endpointConcurrency: e.MITTE_ENDPOINT_CONCURRENCY,
       maxResponseBytes: e.MITTE_MAX_RESPONSE_BYTES,
-      allowPrivateTargets: e.MITTE_ALLOW_PRIVATE_TARGETS.split(",")
-        .map((cidr) => cidr.trim())
-        .filter(Boolean),
+      allowPrivateTargets: e.MITTE_ALLOW_PRIVATE_TARGETS,
       shutdownGraceMs: e.MITTE_SHUTDOWN_GRACE_MS,
     },
     security: { secretKey: e.MITTE_SECRET_KEY },

@@ -105,7 +105,7 @@ async function assertKeyOpensStoredSecrets(
       ? "MITTE_SECRET_KEY"
       : `the key file ${join(config.storage.dataDir, "secret.key")}`;
     throw new ConfigError(
-      `Invalid configuration:\n  ${source} does not open the signing secrets stored in this database: start with the key it was created with (MITTE_SECRET_KEY, or the secret.key kept beside the database).`,
+      `${source} does not open the signing secrets stored in this database: start with the key it was created with (MITTE_SECRET_KEY, or the secret.key kept beside the database).`,
     );
   }
 }

@@ -22,7 +22,7 @@ export function loadOrCreateSecretKeyFile(dataDir: string): Buffer {
   // and writing one would leave the operator a file to delete before restoring the right one.
   if (existsSync(join(dataDir, "mitte.db"))) {
     throw new ConfigError(
-      `Invalid configuration:\n  ${path} is missing beside an existing database: restore the secret.key it was created with, or set MITTE_SECRET_KEY.`,
+      `${path} is missing beside an existing database: restore the secret.key it was created with, or set MITTE_SECRET_KEY.`,
     );
   }
   mkdirSync(dataDir, { recursive: true });
