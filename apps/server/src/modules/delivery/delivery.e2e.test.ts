@@ -179,7 +179,7 @@ describe("ingest → store → queue → signed forward", () => {
       await h.app.inject({ method: "POST", url: `/api/v1/h/${endpoint.slug}`, payload: {} })
     ).json();
     await h.services.ingest.flush();
-    // abandon() lands while the attempt loads its log, after its first check and before it would send.
+    // abandon() lands while the attempt loads its log, before it would send.
     const delivering = h.services.delivery.deliver({ logId: id, endpointId: endpoint.id });
     h.services.delivery.abandon();
     expect(await delivering).toEqual({ kind: "retry", runAtMs: h.clock.now() });

@@ -101,7 +101,6 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
 
   /** Delivers one attempt of one webhook; the queue calls this with the log id, and the log when it has it. */
   async function deliver(job: ClaimedJob): Promise<JobOutcome> {
-    if (abandoned) return handBack();
     const log = job.log ?? (await logs.load(job.logId));
     // Gone (retention, endpoint deleted) or already finished by an earlier run of this job: nothing to do.
     if (!log || log.status === "delivered" || log.status === "failed") return { kind: "done" };
@@ -125,8 +124,9 @@ export function createDeliveryService(deps: DeliveryServiceDeps) {
       );
     }
     const url = targetUrlWithQuery(endpoint.targetUrl, log.query);
-    // Abandoned while the log and endpoint loaded: do not start an attempt nothing would cut short. From
-    // here to the request's registration in `sending` nothing awaits, so abandon() cannot fall in between.
+    // Abandoned before the attempt starts (while its log and endpoint loaded, say): do not start one nothing
+    // would cut short. From here to the request's registration in `sending` nothing awaits, so abandon()
+    // cannot fall in between.
     if (abandoned) return handBack();
 
     // The log says "delivering" only for attempts still running after a moment. Most finish within
