@@ -55,17 +55,18 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
     );
   }
 
-  /** Deletes rows of `table` whose `expires_at` is at or before `cutoffMs`, in bounded batches. */
-  function purgeExpired(
-    table: "sessions" | "one_time_tokens" | "oauth_states",
+  /** Deletes rows of `table` whose `column` is at or before `cutoffMs`, in bounded batches. */
+  function purgeUpTo(
+    table: "sessions" | "one_time_tokens" | "oauth_states" | "mail_outbox",
     key: "id" | "state_hash",
+    column: "expires_at" | "created_at",
     cutoffMs: number,
   ): Promise<number> {
     return inBatches(() =>
       db
         .deleteFrom(table)
         .where(key, "in", (eb) =>
-          eb.selectFrom(table).select(key).where("expires_at", "<=", cutoffMs).limit(batchSize),
+          eb.selectFrom(table).select(key).where(column, "<=", cutoffMs).limit(batchSize),
         )
         .executeTakeFirstOrThrow(),
     );
@@ -81,22 +82,11 @@ export function createRetentionService({ storage, clock, logger, batchSize = 1_0
       // Expired sign-in state is dead weight (and /oauth/*/start adds a row per anonymous call). Mail links
       // are kept a week past expiry so a late click still hears "expired" rather than "invalid".
       const credentials =
-        (await purgeExpired("sessions", "id", now)) +
-        (await purgeExpired("oauth_states", "state_hash", now)) +
-        (await purgeExpired("one_time_tokens", "id", now - EXPIRED_LINK_KEPT_MS));
+        (await purgeUpTo("sessions", "id", "expires_at", now)) +
+        (await purgeUpTo("oauth_states", "state_hash", "expires_at", now)) +
+        (await purgeUpTo("one_time_tokens", "id", "expires_at", now - EXPIRED_LINK_KEPT_MS));
       // The dev outbox (no mail provider): its copies of mail, addresses and links included, for a week.
-      const mails = await inBatches(() =>
-        db
-          .deleteFrom("mail_outbox")
-          .where("id", "in", (eb) =>
-            eb
-              .selectFrom("mail_outbox")
-              .select("id")
-              .where("created_at", "<=", now - EXPIRED_LINK_KEPT_MS)
-              .limit(batchSize),
-          )
-          .executeTakeFirstOrThrow(),
-      );
+      const mails = await purgeUpTo("mail_outbox", "id", "created_at", now - EXPIRED_LINK_KEPT_MS);
       if (credentials + mails > 0)
         logger.info({ credentials, mails }, "retention: deleted expired sessions, links and outbox mail");
       return { deleted, credentials, mails };
