@@ -49,34 +49,33 @@ program
   )
   .action(async (options: { role?: string }) => {
     let mitte: RunningMitte | undefined;
-    let stopping = false;
+    let stopping: string | undefined;
+    const shutDown = (running: RunningMitte, signal: string) => {
+      running.deps.logger.info({ signal }, "shutting down");
+      running.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          running.deps.logger.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
     const stop = (signal: string) => {
       if (stopping) {
         // A second signal (Ctrl-C again) means now: what was not finished runs again at the next start.
         mitte?.deps.logger.warn({ signal }, "second signal: exiting without waiting");
         process.exit(1);
       }
-      stopping = true;
-      // Caught while starting: stop as soon as there is something to stop.
-      if (!mitte) return;
-      mitte.deps.logger.info({ signal }, "shutting down");
-      mitte.close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          mitte?.deps.logger.error({ err: error }, "shutdown failed");
-          process.exit(1);
-        },
-      );
+      stopping = signal;
+      // Caught while starting: the stop follows as soon as there is something to stop.
+      if (mitte) shutDown(mitte, signal);
     };
     // Before starting: the server answers /healthz before startMitte returns, and a SIGTERM in between
     // must not kill it without a graceful stop.
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     mitte = await startMitte(config(options.role ? { MITTE_ROLE: options.role } : {}));
-    if (stopping) {
-      stopping = false;
-      stop("signal during start");
-    }
+    if (stopping) shutDown(mitte, stopping);
   });
 
 const user = program.command("user").description("manage users");
