@@ -112,6 +112,24 @@ function insertFloorEndpoint(db: Database.Database, userId: string): void {
   ).run(FLOOR_ENDPOINT_ID, userId, "floor", "mt_floor00000", "http://127.0.0.1:9/", now, now);
 }
 
+/** The insert parameters (LOG_COLUMNS order) of one S1-shaped log of the floor endpoint, queued as ingest stores it. */
+function floorLogParameters(id: string, userId: string, requestHeaders: string, body: Buffer, now: number) {
+  const row = queuedLogRow({
+    id,
+    userId,
+    endpointId: FLOOR_ENDPOINT_ID,
+    method: "POST",
+    query: "",
+    requestHeaders,
+    body,
+    source: "stripe",
+    isTest: false,
+    maxAttempts: 5,
+    now,
+  });
+  return LOG_COLUMNS.map((column) => row[column]);
+}
+
 /** A database Mitte's CLI migrated, with a Pro user and the floor endpoint. */
 async function floorDatabase(label: string): Promise<{ dataDir: string; filename: string; userId: string }> {
   const dataDir = makeTempDir(label);
@@ -274,20 +292,7 @@ function sqliteFloorIn(dataDir: string, perCommit: number, total: number) {
     for (let done = 0; done < total; done += perCommit) {
       const parameters: unknown[] = [];
       for (let i = 0; i < perCommit; i += 1) {
-        const row = queuedLogRow({
-          id: newId("log"),
-          userId,
-          endpointId: FLOOR_ENDPOINT_ID,
-          method: "POST",
-          query: "",
-          requestHeaders,
-          body,
-          source: "stripe",
-          isTest: false,
-          maxAttempts: 5,
-          now: Date.now(),
-        });
-        for (const column of LOG_COLUMNS) parameters.push(row[column]);
+        parameters.push(...floorLogParameters(newId("log"), userId, requestHeaders, body, Date.now()));
       }
       commit(parameters);
     }
@@ -392,22 +397,10 @@ async function recordingStore(count: number): Promise<{ record: Record_; close: 
     const requestHeaders = JSON.stringify({ "content-length": "1024", ...WEBHOOK_HEADERS });
     const body = Buffer.from(makeBody(1));
     db.transaction(() => {
-      for (let n = 0; n < count; n += 1) {
-        const row = queuedLogRow({
-          id: `log_${String(n).padStart(26, "0")}`,
-          userId,
-          endpointId: FLOOR_ENDPOINT_ID,
-          method: "POST",
-          query: "",
-          requestHeaders,
-          body,
-          source: "stripe",
-          isTest: false,
-          maxAttempts: 5,
-          now,
-        });
-        insert.run(LOG_COLUMNS.map((column) => row[column]));
-      }
+      for (let n = 0; n < count; n += 1)
+        insert.run(
+          floorLogParameters(`log_${String(n).padStart(26, "0")}`, userId, requestHeaders, body, now),
+        );
     })();
   } finally {
     db.close();
